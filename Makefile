@@ -1,0 +1,50 @@
+# lookout — one entry point for operators and CI. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# Every scenario under molecule/, in the order the later ones build on the earlier ones.
+SCENARIO_ORDER := default conduit monitoring grafana stack
+EXISTING_SCENARIOS := $(sort $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
+SCENARIOS ?= $(filter $(EXISTING_SCENARIOS),$(SCENARIO_ORDER)) $(filter-out $(SCENARIO_ORDER),$(EXISTING_SCENARIOS))
+MOLECULE_LOCK ?= /tmp/lookout-molecule.lock
+ENV ?= demo
+
+.PHONY: help setup lint unit molecule test demo demo-down render clean-hosts bench
+
+help: ## list targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: ## venv, promtool/amtool, Docker engine, Debian 12/13 systemd images (idempotent, cached)
+	scripts/setup.sh all
+
+lint: setup ## yamllint, ansible-lint (production profile), ruff, actionlint
+	yamllint --strict .
+	ansible-lint --profile production
+	ruff check .
+	ruff format --check .
+	if [ -d .github/workflows ]; then actionlint; fi
+
+unit: setup ## pytest: app, repo-level tests (rules, routes, templates, dashboards)
+	pytest
+
+molecule: setup ## every molecule scenario on local systemd containers (SCENARIOS=... to pick)
+	scripts/molecule-all.sh $(SCENARIOS)
+
+test: setup lint unit molecule ## everything CI runs: lint, unit, molecule
+
+demo: setup ## deploy the demo inventory to local systemd containers
+	scripts/demo.sh up
+
+demo-down: ## remove the demo containers and network
+	scripts/demo.sh down
+
+render: setup ## render every monitoring config of ENV=<env> into build/<env>/ without touching hosts
+	ansible-playbook -i inventories/$(ENV) playbooks/render.yml -e lookout_render_dir=$(CURDIR)/build/$(ENV)
+
+clean-hosts: ## remove every lookout test container and network left behind
+	scripts/cleanup.sh
