@@ -29,8 +29,9 @@ lint: setup ## yamllint, ansible-lint (production profile), ruff, actionlint
 	ruff format --check .
 	if [ -d .github/workflows ]; then actionlint; fi
 
-unit: setup ## pytest: app, repo-level tests (rules, routes, templates, dashboards)
-	pytest
+unit: setup ## pytest: repo-level tests (rules, routes, templates, dashboards), then the app's suite
+	pytest -c pytest.ini tests
+	cd app && pytest
 
 molecule: setup ## every molecule scenario on local systemd containers (SCENARIOS=... to pick)
 	scripts/molecule-all.sh $(SCENARIOS)
