@@ -46,8 +46,7 @@ class BuildPyWithVersion(build_py):
         target = Path(self.build_lib) / VERSION_FILE
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(
-            '"""Version of the Conduit package (stamped at build time)."""\n\n'
-            f'__version__ = "{VERSION}"\n',
+            f'"""Version of the Conduit package (stamped at build time)."""\n\n__version__ = "{VERSION}"\n',
             encoding="utf-8",
         )
 

@@ -1,0 +1,349 @@
+"""Articles, feed, favorites, comments and tags: /articles..., /tags."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from flask import Blueprint, request
+from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy.exc import IntegrityError
+
+from conduit import db
+from conduit.api.common import json_body, optional_string, pagination, required_strings, tag_list, timestamp
+from conduit.api.profiles import followed_ids, insert_ignore, is_following, profile_json
+from conduit.auth import current_user, require_user
+from conduit.errors import forbidden, not_found
+from conduit.models import Article, Comment, Tag, User, article_tags, favorites, follows, utcnow
+
+bp = Blueprint("articles", __name__)
+
+SLUG_MAX_LENGTH = 200
+SLUG_ATTEMPTS = 5
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def slugify(title: str) -> str:
+    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_title.lower()).strip("-")
+    return slug[:SLUG_MAX_LENGTH].rstrip("-") or "article"
+
+
+def _slug_taken(slug: str, exclude_id: int | None) -> bool:
+    query = select(Article.id).where(Article.slug == slug)
+    if exclude_id is not None:
+        query = query.where(Article.id != exclude_id)
+    with db.session().no_autoflush:
+        return db.session().scalar(query.limit(1)) is not None
+
+
+def _unique_slug(title: str, exclude_id: int | None = None) -> str:
+    base = slugify(title)
+    slug = base
+    while _slug_taken(slug, exclude_id):
+        slug = f"{base}-{secrets.token_hex(3)}"
+    return slug
+
+
+def _commit_article(article: Article) -> None:
+    """Commit; on a slug collision with a concurrent writer, retry with a suffixed slug."""
+    session = db.session()
+    for _attempt in range(SLUG_ATTEMPTS):
+        try:
+            session.commit()
+            return
+        except IntegrityError:
+            session.rollback()
+            session.add(article)
+            article.slug = f"{slugify(article.title)}-{secrets.token_hex(3)}"
+    raise RuntimeError("could not find a free slug")  # pragma: no cover - needs 5 random collisions
+
+
+def _tags(names: Iterable[str]) -> list[Tag]:
+    names = sorted(set(names))
+    if not names:
+        return []
+    session = db.session()
+    with session.no_autoflush:
+        existing = {tag.name: tag for tag in session.scalars(select(Tag).where(Tag.name.in_(names)))}
+    return [existing.get(name) or Tag(name=name) for name in names]
+
+
+def _find(slug: str) -> Article:
+    article = db.session().scalar(select(Article).where(Article.slug == slug))
+    if article is None:
+        raise not_found("article")
+    return article
+
+
+def _favorite_counts(ids: list[int]) -> dict[int, int]:
+    if not ids:
+        return {}
+    query = (
+        select(favorites.c.article_id, func.count())
+        .where(favorites.c.article_id.in_(ids))
+        .group_by(favorites.c.article_id)
+    )
+    return dict(db.session().execute(query).tuples().all())
+
+
+def _favorited_ids(viewer: User | None, ids: list[int]) -> set[int]:
+    if viewer is None or not ids:
+        return set()
+    query = select(favorites.c.article_id).where(
+        favorites.c.user_id == viewer.id, favorites.c.article_id.in_(ids)
+    )
+    return set(db.session().scalars(query))
+
+
+def _article_json(article: Article, *, favorited: bool, count: int, following: bool, body: bool):
+    data: dict[str, Any] = {
+        "slug": article.slug,
+        "title": article.title,
+        "description": article.description,
+    }
+    if body:
+        data["body"] = article.body
+    data.update(
+        {
+            "tagList": sorted(tag.name for tag in article.tags),
+            "createdAt": timestamp(article.created_at),
+            "updatedAt": timestamp(article.updated_at),
+            "favorited": favorited,
+            "favoritesCount": count,
+            "author": profile_json(article.author, following),
+        }
+    )
+    return data
+
+
+def _articles_json(articles: list[Article], viewer: User | None) -> list[dict[str, Any]]:
+    ids = [article.id for article in articles]
+    counts = _favorite_counts(ids)
+    favorited = _favorited_ids(viewer, ids)
+    following = followed_ids(viewer, {article.author_id for article in articles})
+    return [
+        _article_json(
+            article,
+            favorited=article.id in favorited,
+            count=counts.get(article.id, 0),
+            following=article.author_id in following,
+            body=False,
+        )
+        for article in articles
+    ]
+
+
+def _single(article: Article, viewer: User | None, status: int = 200):
+    data = _article_json(
+        article,
+        favorited=bool(_favorited_ids(viewer, [article.id])),
+        count=_favorite_counts([article.id]).get(article.id, 0),
+        following=is_following(viewer, article.author),
+        body=True,
+    )
+    return {"article": data}, status
+
+
+def _page(filters: list[ColumnElement[bool]], viewer: User | None):
+    limit, offset = pagination()
+    session = db.session()
+    total = session.scalar(select(func.count(Article.id)).where(*filters))
+    query = (
+        select(Article)
+        .where(*filters)
+        .order_by(Article.created_at.desc(), Article.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    articles = list(session.scalars(query))
+    return {"articles": _articles_json(articles, viewer), "articlesCount": total}
+
+
+# --------------------------------------------------------------------------------------------- articles
+
+
+@bp.get("/articles")
+def list_articles():
+    viewer = current_user()
+    filters: list[ColumnElement[bool]] = []
+    if tag := request.args.get("tag"):
+        filters.append(
+            Article.id.in_(
+                select(article_tags.c.article_id)
+                .join(Tag, Tag.id == article_tags.c.tag_id)
+                .where(Tag.name == tag)
+            )
+        )
+    if author := request.args.get("author"):
+        filters.append(Article.author_id.in_(select(User.id).where(User.username == author)))
+    if favorited := request.args.get("favorited"):
+        filters.append(
+            Article.id.in_(
+                select(favorites.c.article_id)
+                .join(User, User.id == favorites.c.user_id)
+                .where(User.username == favorited)
+            )
+        )
+    return _page(filters, viewer)
+
+
+@bp.get("/articles/feed")
+def feed():
+    viewer = require_user()
+    followed = select(follows.c.followed_id).where(follows.c.follower_id == viewer.id)
+    return _page([Article.author_id.in_(followed)], viewer)
+
+
+@bp.get("/articles/<slug>")
+def get_article(slug: str):
+    viewer = current_user()
+    return _single(_find(slug), viewer)
+
+
+@bp.post("/articles")
+def create_article():
+    author = require_user()
+    data = json_body("article")
+    fields = required_strings(data, "title", "description", "body")
+    tags = tag_list(data["tagList"]) if "tagList" in data else []
+    article = Article(
+        slug=_unique_slug(fields["title"]),
+        title=fields["title"],
+        description=fields["description"],
+        body=fields["body"],
+        author=author,
+    )
+    article.tags = _tags(tags)
+    db.session().add(article)
+    _commit_article(article)
+    return _single(article, author, 201)
+
+
+@bp.put("/articles/<slug>")
+def update_article(slug: str):
+    viewer = require_user()
+    article = _find(slug)
+    if article.author_id != viewer.id:
+        raise forbidden("article")
+    data = json_body("article")
+    if "title" in data:
+        title = optional_string(data, "title")
+        if title != article.title:
+            article.slug = _unique_slug(title, exclude_id=article.id)
+        article.title = title
+    for field in ("description", "body"):
+        if field in data:
+            setattr(article, field, optional_string(data, field))
+    if "tagList" in data:
+        article.tags = _tags(tag_list(data["tagList"]))
+    # Strictly later than the previous value, even within the same millisecond.
+    article.updated_at = max(utcnow(), article.updated_at + timedelta(milliseconds=1))
+    _commit_article(article)
+    return _single(article, viewer)
+
+
+@bp.delete("/articles/<slug>")
+def delete_article(slug: str):
+    viewer = require_user()
+    article = _find(slug)
+    if article.author_id != viewer.id:
+        raise forbidden("article")
+    session = db.session()
+    session.delete(article)
+    session.commit()
+    return "", 204
+
+
+# -------------------------------------------------------------------------------------------- favorites
+
+
+@bp.post("/articles/<slug>/favorite")
+def favorite(slug: str):
+    viewer = require_user()
+    article = _find(slug)
+    session = db.session()
+    session.execute(insert_ignore(favorites, user_id=viewer.id, article_id=article.id))
+    session.commit()
+    return _single(article, viewer)
+
+
+@bp.delete("/articles/<slug>/favorite")
+def unfavorite(slug: str):
+    viewer = require_user()
+    article = _find(slug)
+    session = db.session()
+    session.execute(
+        delete(favorites).where(favorites.c.user_id == viewer.id, favorites.c.article_id == article.id)
+    )
+    session.commit()
+    return _single(article, viewer)
+
+
+# --------------------------------------------------------------------------------------------- comments
+
+
+def _comment_json(comment: Comment, following: bool) -> dict[str, Any]:
+    return {
+        "id": comment.id,
+        "createdAt": timestamp(comment.created_at),
+        "updatedAt": timestamp(comment.updated_at),
+        "body": comment.body,
+        "author": profile_json(comment.author, following),
+    }
+
+
+@bp.get("/articles/<slug>/comments")
+def list_comments(slug: str):
+    viewer = current_user()
+    article = _find(slug)
+    query = select(Comment).where(Comment.article_id == article.id).order_by(Comment.id)
+    comments = list(db.session().scalars(query))
+    following = followed_ids(viewer, {comment.author_id for comment in comments})
+    return {"comments": [_comment_json(c, c.author_id in following) for c in comments]}
+
+
+@bp.post("/articles/<slug>/comments")
+def create_comment(slug: str):
+    author = require_user()
+    article = _find(slug)
+    body = required_strings(json_body("comment"), "body")["body"]
+    comment = Comment(body=body, article_id=article.id, author=author)
+    session = db.session()
+    session.add(comment)
+    session.commit()
+    return {"comment": _comment_json(comment, False)}, 201
+
+
+@bp.delete("/articles/<slug>/comments/<comment_id>")
+def delete_comment(slug: str, comment_id: str):
+    viewer = require_user()
+    article = _find(slug)
+    comment = None
+    if comment_id.isdigit():
+        comment = db.session().scalar(
+            select(Comment).where(Comment.id == int(comment_id), Comment.article_id == article.id)
+        )
+    if comment is None:
+        raise not_found("comment")
+    if comment.author_id != viewer.id:
+        raise forbidden("comment")
+    session = db.session()
+    session.delete(comment)
+    session.commit()
+    return "", 204
+
+
+# ------------------------------------------------------------------------------------------------- tags
+
+
+@bp.get("/tags")
+def list_tags():
+    query = select(Tag.name).where(Tag.id.in_(select(article_tags.c.tag_id))).order_by(Tag.name)
+    return {"tags": list(db.session().scalars(query))}

@@ -1,0 +1,1 @@
+"""Alembic migrations of the Conduit schema (run them with ``conduit db upgrade``)."""
