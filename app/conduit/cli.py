@@ -1,6 +1,6 @@
 """The ``conduit`` admin command: migrations and configuration checks.
 
-    conduit db upgrade [REVISION]    apply migrations (default: head)
+    conduit db upgrade [REVISION]    apply migrations (default: head; --sql prints them instead)
     conduit db downgrade REVISION    revert migrations
     conduit db current [--check]     revision the database is at (--check: exit 1 unless at head)
     conduit db history               list the migrations shipped in this package
@@ -64,11 +64,15 @@ def db() -> None:
 
 @db.command()
 @click.argument("revision", default="head")
-def upgrade(revision: str) -> None:
+@click.option("--sql", is_flag=True, help="Print the SQL instead of running it (offline mode).")
+def upgrade(revision: str, sql: bool) -> None:
     """Apply migrations up to REVISION (default: head)."""
     from conduit import migrate
 
     url = _database_url()
+    if sql:
+        migrate.upgrade(url, revision, sql=True)
+        return
     click.echo(f"upgrading {mask_url(url)} to {revision}", err=True)
     migrate.upgrade(url, revision)
     click.echo(" ".join(migrate.current(url)) or "(empty)")

@@ -121,7 +121,8 @@ def on_starting(server) -> None:
     except ConfigError as error:
         message = f"conduit: configuration error: {error}"
         server.log.error(message)
-        print(message, file=sys.stderr, flush=True)
+        if server.cfg.errorlog != "-":  # the error log is a file: say it on stderr (the journal) too
+            print(message, file=sys.stderr, flush=True)
         sys.exit(1)
     directory = prepare_multiproc_dir(os.environ[MULTIPROC_ENV])
     server.log.info(

@@ -23,8 +23,30 @@ def alembic_config(database_url: str, stdout: io.TextIOBase | None = None) -> Al
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+def run_environment(context) -> None:
+    """Body of the migrations' ``env.py``: run them on the URL handed over in the Alembic config."""
+    from conduit.models import Base
+
+    url = context.config.attributes["database_url"]
+    options = {"target_metadata": Base.metadata, "render_as_batch": url.startswith("sqlite")}
+    if context.is_offline_mode():
+        context.configure(url=url, literal_binds=True, **options)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            context.configure(connection=connection, **options)
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        engine.dispose()
+
+
+def upgrade(database_url: str, revision: str = "head", sql: bool = False) -> None:
+    """Apply migrations; ``sql=True`` prints the SQL instead (offline mode, for review by a DBA)."""
+    command.upgrade(alembic_config(database_url), revision, sql=sql)
 
 
 def downgrade(database_url: str, revision: str) -> None:

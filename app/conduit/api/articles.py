@@ -90,7 +90,7 @@ def _favorite_counts(ids: list[int]) -> dict[int, int]:
         .where(favorites.c.article_id.in_(ids))
         .group_by(favorites.c.article_id)
     )
-    return dict(db.session().execute(query).tuples().all())
+    return {article_id: count for article_id, count in db.session().execute(query)}
 
 
 def _favorited_ids(viewer: User | None, ids: list[int]) -> set[int]:
