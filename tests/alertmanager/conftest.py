@@ -1,0 +1,45 @@
+"""Renders the alertmanager role's configuration for every environment, once per test session."""
+
+import pytest
+import yaml
+from alertmanager_helpers import ENVIRONMENTS, ROOT, Rendered, ansible_playbook, local_host, slack_channels
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory) -> dict[str, Rendered]:
+    workdir = tmp_path_factory.mktemp("alertmanager-render")
+    playbook = workdir / "render.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "Render the alertmanager configuration of every environment",
+                    "hosts": "all",
+                    "gather_facts": False,
+                    "vars_files": [str(ROOT / "group_vars" / "all" / "alertmanager.yml")],
+                    "tasks": [
+                        {
+                            "name": "Render",
+                            "ansible.builtin.include_role": {"name": "alertmanager", "tasks_from": "render"},
+                        }
+                    ],
+                }
+            ],
+            sort_keys=False,
+        )
+    )
+    results = {}
+    hosts = {}
+    for env in ENVIRONMENTS:
+        directory = workdir / env
+        results[env] = Rendered(env=env, channels=slack_channels(env), directory=directory)
+        # The rendered files refer to their own directory, so amtool also finds the templates.
+        hosts[env] = local_host(
+            lookout_env=env,
+            lookout_slack_channels=results[env].channels,
+            alertmanager_render_dir=str(directory),
+            alertmanager_config_dir=str(directory),
+        )
+    run = ansible_playbook(playbook, {"all": {"hosts": hosts}}, workdir)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return results

@@ -1,0 +1,193 @@
+"""The rendered alertmanager.yml of every environment: valid for amtool, routed and inhibited as intended."""
+
+import re
+
+import pytest
+from alertmanager_helpers import ENVIRONMENTS, amtool
+
+DEFAULT_SEVERITY = "warning"
+
+
+def route_test(rendered, expected_receiver: str, **labels: str):
+    result = amtool(
+        "config",
+        "routes",
+        "test",
+        f"--config.file={rendered.config_file}",
+        f"--verify.receivers={expected_receiver}",
+        *(f"{name}={value}" for name, value in labels.items()),
+    )
+    assert result.returncode == 0, (
+        f"{rendered.env}: {labels} went to {result.stdout.strip()!r}, expected {expected_receiver!r}"
+        f"\n{result.stderr}"
+    )
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_amtool_accepts_the_configuration_and_its_templates(rendered, env):
+    result = amtool("check-config", str(rendered[env].config_file))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 templates" in result.stdout, "the Slack templates were not found next to the configuration"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_each_severity_reaches_its_own_receiver(rendered, env):
+    for severity in rendered[env].channels:
+        route_test(
+            rendered[env],
+            f"slack-{severity}",
+            alertname="WebsiteDown",
+            severity=severity,
+            env=env,
+            instance="web1:8000",
+        )
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize(
+    ("alertname", "severity"),
+    [
+        ("WebsiteDown", "critical"),
+        ("HighRequestRate", "warning"),
+        ("TargetDown", "critical"),
+        ("HighErrorRate", "warning"),
+        ("HighLatency", "warning"),
+        ("NodeDiskSpaceLow", "warning"),
+        ("NodeMemoryLow", "warning"),
+    ],
+)
+def test_lookout_alerts_are_routed_by_severity(rendered, env, alertname, severity):
+    route_test(
+        rendered[env],
+        f"slack-{severity}",
+        alertname=alertname,
+        severity=severity,
+        env=env,
+        instance="web1:8000",
+    )
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("labels", [{}, {"severity": "info"}], ids=["no-severity", "unknown-severity"])
+def test_unrouted_alerts_fall_back_to_the_default_severity(rendered, env, labels):
+    route_test(rendered[env], f"slack-{DEFAULT_SEVERITY}", alertname="Unexpected", env=env, **labels)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_receivers_post_to_the_environments_channels(rendered, env):
+    config = rendered[env].config
+    channels = {
+        receiver["name"]: [slack["channel"] for slack in receiver["slack_configs"]]
+        for receiver in config["receivers"]
+    }
+    expected = {f"slack-{severity}": [channel] for severity, channel in rendered[env].channels.items()}
+    assert channels == expected
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_webhook_url_stays_out_of_the_configuration(rendered, env):
+    config = rendered[env].config
+    url_file = str(rendered[env].directory / "slack_api_url")
+    for receiver in config["receivers"]:
+        for slack in receiver["slack_configs"]:
+            assert slack["api_url_file"] == url_file
+            assert "api_url" not in slack
+            assert slack["send_resolved"] is True
+            for field in ("title", "text", "color", "fallback"):
+                assert "lookout.slack." in slack[field], f"{field} does not use the lookout templates"
+    assert "slack_api_url" not in config.get("global", {})
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_grouping_and_waits(rendered, env):
+    route = rendered[env].config["route"]
+    assert route["group_by"] == ["alertname", "env", "instance"]
+    assert route["receiver"] == f"slack-{DEFAULT_SEVERITY}"
+    for key in ("group_wait", "group_interval", "repeat_interval"):
+        assert re.fullmatch(r"\d+[smh]", route[key]), f"{key}: {route[key]!r}"
+
+
+def test_the_configuration_says_it_is_managed(rendered):
+    header = rendered["production"].config_file.read_text().splitlines()[:3]
+    assert all(line.startswith("#") for line in header)
+    assert any("Ansible managed" in line for line in header)
+
+
+# --- Inhibition, evaluated on the parsed rules the way Alertmanager applies them ---------------------
+
+MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"(.*)"\s*$')
+
+
+def matches(matchers: list[str], labels: dict) -> bool:
+    for matcher in matchers:
+        parsed = MATCHER.match(matcher)
+        assert parsed, f"cannot read matcher {matcher!r}"
+        name, op, value = parsed.groups()
+        actual = labels.get(name, "")
+        ok = {
+            "=": actual == value,
+            "!=": actual != value,
+            "=~": re.fullmatch(value, actual) is not None,
+            "!~": re.fullmatch(value, actual) is None,
+        }[op]
+        if not ok:
+            return False
+    return True
+
+
+def inhibited(rules: list[dict], source: dict, target: dict) -> bool:
+    return any(
+        matches(rule["source_matchers"], source)
+        and matches(rule["target_matchers"], target)
+        and all(source.get(label, "") == target.get(label, "") for label in rule.get("equal", []))
+        for rule in rules
+    )
+
+
+def alert(alertname: str, severity: str, instance: str = "web1:8000", env: str = "production") -> dict:
+    return {"alertname": alertname, "severity": severity, "instance": instance, "env": env}
+
+
+@pytest.fixture(params=ENVIRONMENTS)
+def inhibit_rules(rendered, request):
+    rules = rendered[request.param].config["inhibit_rules"]
+    for rule in rules:
+        assert set(rule) <= {"source_matchers", "target_matchers", "equal"}, (
+            "use matchers, not match/match_re"
+        )
+    return rules
+
+
+@pytest.mark.parametrize("symptom", ["HighRequestRate", "HighErrorRate", "HighLatency"])
+def test_a_down_site_silences_its_own_symptoms(inhibit_rules, symptom):
+    assert inhibited(inhibit_rules, alert("WebsiteDown", "critical"), alert(symptom, "warning"))
+    assert inhibited(inhibit_rules, alert("WebsiteDown", "critical"), alert(symptom, "critical"))
+
+
+@pytest.mark.parametrize("symptom", ["HighRequestRate", "HighErrorRate", "HighLatency"])
+def test_a_down_site_does_not_silence_other_sites_or_environments(inhibit_rules, symptom):
+    down = alert("WebsiteDown", "critical", instance="web1:8000")
+    assert not inhibited(inhibit_rules, down, alert(symptom, "warning", instance="web2:8000"))
+    assert not inhibited(inhibit_rules, down, alert(symptom, "warning", env="testing"))
+
+
+def test_a_critical_alert_silences_its_own_warning(inhibit_rules):
+    assert inhibited(
+        inhibit_rules, alert("NodeDiskSpaceLow", "critical"), alert("NodeDiskSpaceLow", "warning")
+    )
+    assert not inhibited(
+        inhibit_rules, alert("NodeDiskSpaceLow", "critical"), alert("NodeMemoryLow", "warning")
+    )
+
+
+@pytest.mark.parametrize("alertname", ["WebsiteDown", "TargetDown", "NodeDiskSpaceLow", "NodeMemoryLow"])
+def test_nothing_silences_a_critical_alert_or_a_down_site(inhibit_rules, alertname):
+    candidates = [
+        alert(name, sev)
+        for name in ("WebsiteDown", "HighRequestRate", "TargetDown")
+        for sev in ("critical", "warning")
+    ]
+    target = alert(alertname, "critical")
+    for source in candidates:
+        if source != target:
+            assert not inhibited(inhibit_rules, source, target), f"{source} silences {target}"
