@@ -1,0 +1,209 @@
+"""The environments' inventories and the top-level wiring stay consistent.
+
+- every environment has the three host groups and defines the same knob set (lookout_* in vars.yml,
+  vault_* secrets), its secrets vault-encrypted (demo: plain, declared non-secret);
+- top-level group_vars/ never sets a key an inventory sets: playbook group_vars beat inventory
+  group_vars, so a collision would silently override the environment;
+- every knob an inventory defines is consumed somewhere, and roles never read knobs directly;
+- playbooks/*.yml see the top-level group_vars/ (playbooks/group_vars links to it);
+- in every environment (with a generated test vault) every top-level wiring variable resolves.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from inventory_helpers import (
+    ENVS,
+    INVENTORIES,
+    ROOT,
+    VAULTED_ENVS,
+    inventory_keys,
+    is_vault_encrypted,
+    load_yaml,
+    make_test_inventory,
+    secret_keys,
+)
+
+ANSIBLE = str(Path(sys.executable).with_name("ansible"))
+ROOT_GROUP_VARS = ROOT / "group_vars"
+CONTRACT_SECRETS = {
+    "vault_slack_webhook_url",
+    "vault_conduit_secret_key",
+    "vault_conduit_database_password",
+    "vault_grafana_admin_password",
+}
+KNOB = re.compile(r"\b(?:lookout|vault)_[a-z0-9_]+\b")
+
+
+def _knobs(env: str) -> dict:
+    return load_yaml(INVENTORIES / env / "group_vars" / "all" / "vars.yml")
+
+
+def _root_keys() -> dict[str, Path]:
+    keys = {}
+    for path in sorted(ROOT_GROUP_VARS.rglob("*.yml")):
+        for key in load_yaml(path):
+            keys[key] = path
+    return keys
+
+
+def _consumers() -> list[Path]:
+    """Files that may read knobs: the wiring, the playbooks and the stack scenario."""
+    files = [ROOT / "site.yml", *ROOT_GROUP_VARS.rglob("*.yml")]
+    files += [p for p in (ROOT / "playbooks").glob("*.yml") if p.is_file()]
+    files += [
+        p for p in (ROOT / "molecule" / "stack").rglob("*") if p.is_file() and p.suffix in (".yml", ".j2")
+    ]
+    return [p for p in files if p.exists()]
+
+
+def _ansible_env() -> dict:
+    return {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_env_has_the_host_groups(env):
+    groups = load_yaml(INVENTORIES / env / "hosts.yml")["all"]["children"]
+    assert set(groups) >= {"web", "monitoring", "loadgen"}
+    assert groups["web"]["hosts"], f"{env}: no web host"
+    assert groups["monitoring"]["hosts"], f"{env}: no monitoring host"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_env_defines_the_same_knobs(env):
+    reference = set(_knobs("demo"))
+    knobs = set(_knobs(env))
+    assert knobs == reference, (
+        f"{env} differs from demo: missing {sorted(reference - knobs)}, extra {sorted(knobs - reference)}"
+    )
+    assert _knobs(env)["lookout_env"] == env
+    assert all(k.startswith("lookout_") for k in knobs), "vars.yml holds only lookout_* knobs"
+
+
+def test_secret_keys_cover_the_contract():
+    keys = set(secret_keys())
+    assert keys >= CONTRACT_SECRETS, f"missing secrets: {sorted(CONTRACT_SECRETS - keys)}"
+    assert all(k.startswith("vault_") for k in keys)
+
+
+@pytest.mark.parametrize("env", VAULTED_ENVS)
+def test_secrets_are_vault_encrypted(env):
+    secrets_dir = INVENTORIES / env / "group_vars" / "all"
+    vault = secrets_dir / "vault.yml"
+    assert vault.is_file(), f"{env}: no vault.yml"
+    # The vault id names the environment, so each environment has its own password.
+    assert vault.read_text().splitlines()[0] == f"$ANSIBLE_VAULT;1.2;AES256;{env}"
+    for path in secrets_dir.iterdir():
+        if path != vault:
+            assert not KNOB.search(path.read_text()) or not any(
+                k.startswith("vault_") for k in load_yaml(path)
+            ), f"{path}: vault_* values outside the vault"
+
+
+def test_demo_secrets_are_declared_non_secret():
+    demo = INVENTORIES / "demo" / "group_vars" / "all"
+    assert not (demo / "vault.yml").exists()
+    text = (demo / "demo_secrets.yml").read_text()
+    assert text.startswith("# NOT SECRET.")
+    assert not is_vault_encrypted(demo / "demo_secrets.yml")
+
+
+def test_top_level_group_vars_never_define_knobs():
+    wrong = sorted(k for k in _root_keys() if k.startswith(("lookout_", "vault_")))
+    assert not wrong, f"knobs belong in inventories/<env>/group_vars, not group_vars/: {wrong}"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_top_level_group_vars_never_collide_with_the_inventory(env):
+    root = _root_keys()
+    collisions = sorted(set(root) & inventory_keys(INVENTORIES / env))
+    where = {k: str(root[k].relative_to(ROOT)) for k in collisions}
+    assert not collisions, f"top-level group_vars would override inventories/{env}: {where}"
+
+
+def test_every_knob_is_used():
+    used: set[str] = set()
+    for path in _consumers():
+        used |= set(KNOB.findall(path.read_text()))
+    defined = {k for env in ENVS for k in _knobs(env)} | set(secret_keys())
+    unused = sorted(defined - used)
+    assert not unused, f"knobs no wiring, playbook or the stack scenario reads: {unused}"
+
+
+def test_roles_never_read_knobs():
+    offenders = {}
+    for path in sorted((ROOT / "roles").rglob("*")):
+        if path.is_file() and path.suffix in (".yml", ".j2", ".md", ".py", ".js"):
+            found = sorted(set(KNOB.findall(path.read_text())))
+            if found:
+                offenders[str(path.relative_to(ROOT))] = found
+    assert not offenders, f"roles take <role>_* inputs only; wire knobs in group_vars/: {offenders}"
+
+
+def test_playbooks_dir_links_the_top_level_group_vars():
+    link = ROOT / "playbooks" / "group_vars"
+    assert link.is_symlink(), "playbooks/group_vars must link to ../group_vars"
+    assert link.resolve() == ROOT_GROUP_VARS.resolve()
+
+
+def test_playbooks_see_the_top_level_group_vars():
+    """Ansible loads playbook group_vars from the playbook's own directory, also for imported playbooks."""
+    key = next(iter(_root_keys()), None)
+    if key is None:
+        pytest.skip("no top-level group_vars yet")
+    run = subprocess.run(
+        [
+            ANSIBLE,
+            "-i",
+            str(INVENTORIES / "demo"),
+            "web1",
+            "--playbook-dir",
+            str(ROOT / "playbooks"),
+            "-m",
+            "ansible.builtin.debug",
+            "-a",
+            f"var={key}",
+            "-o",
+        ],
+        capture_output=True,
+        text=True,
+        env=_ansible_env(),
+        check=False,
+        cwd="/",
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "VARIABLE IS NOT DEFINED" not in run.stdout, run.stdout
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_wiring_resolves_in_every_env(env, tmp_path):
+    keys = sorted(_root_keys())
+    if not keys:
+        pytest.skip("no top-level group_vars yet")
+    inventory, password_file = make_test_inventory(env, tmp_path)
+    expression = "{{ {" + ", ".join(f"'{k}': {k}" for k in keys) + "} | to_json }}"
+    command = [
+        ANSIBLE,
+        "-i",
+        str(inventory),
+        "all",
+        "--playbook-dir",
+        str(ROOT / "playbooks"),
+        "-m",
+        "ansible.builtin.debug",
+        "-a",
+        f"msg={expression}",
+        "-o",
+    ]
+    if password_file:
+        command += ["--vault-id", f"{env}@{password_file}"]
+    run = subprocess.run(command, capture_output=True, text=True, env=_ansible_env(), check=False, cwd="/")
+    assert run.returncode == 0, run.stdout + run.stderr
+    for line in run.stdout.splitlines():
+        resolved = json.loads(line.split(" => ", 1)[1])["msg"]
+        assert set(json.loads(resolved) if isinstance(resolved, str) else resolved) == set(keys)
