@@ -1,8 +1,8 @@
 """Helpers of the alertmanager tests: amtool, ansible-playbook on the controller, rendered configurations.
 
 The role's `render` entry point runs through ansible-playbook on the controller (no hosts), fed by the
-same wiring operators use (`group_vars/all/alertmanager.yml`) and by each environment's knobs: read from
-`inventories/<env>/group_vars/all/vars.yml` when that inventory exists, else from the fallback maps below.
+same wiring operators use (`group_vars/all/alertmanager.yml`) and by each environment's knobs from
+`inventories/<env>/group_vars/all/vars.yml` (secrets are not needed to render).
 """
 
 import json
@@ -19,20 +19,16 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = ("demo", "development", "testing", "production")
 
-# Used only for an environment whose inventory does not exist yet.
-FALLBACK_SLACK_CHANNELS = {
-    "demo": {"critical": "#lookout-demo-alerts", "warning": "#lookout-demo-warnings"},
-    "development": {"critical": "#lookout-dev-alerts", "warning": "#lookout-dev-warnings"},
-    "testing": {"critical": "#lookout-test-alerts", "warning": "#lookout-test-warnings"},
-    "production": {"critical": "#lookout-prod-alerts", "warning": "#lookout-prod-warnings"},
-}
-
 
 @dataclass(frozen=True)
 class Rendered:
     env: str
-    channels: dict
+    knobs: dict
     directory: Path
+
+    @property
+    def channels(self) -> dict:
+        return self.knobs["lookout_slack_channels"]
 
     @property
     def config_file(self) -> Path:
@@ -47,11 +43,9 @@ class Rendered:
         return str(self.directory / "templates" / "*.tmpl")
 
 
-def slack_channels(env: str) -> dict:
-    knobs = ROOT / "inventories" / env / "group_vars" / "all" / "vars.yml"
-    if knobs.is_file():
-        return yaml.safe_load(knobs.read_text())["lookout_slack_channels"]
-    return FALLBACK_SLACK_CHANNELS[env]
+def knobs(env: str) -> dict:
+    """The environment's knobs, as operators set them in its inventory."""
+    return yaml.safe_load((ROOT / "inventories" / env / "group_vars" / "all" / "vars.yml").read_text())
 
 
 def _tool(name: str) -> str:

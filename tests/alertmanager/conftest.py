@@ -2,7 +2,7 @@
 
 import pytest
 import yaml
-from alertmanager_helpers import ENVIRONMENTS, ROOT, Rendered, ansible_playbook, local_host, slack_channels
+from alertmanager_helpers import ENVIRONMENTS, ROOT, Rendered, ansible_playbook, knobs, local_host
 
 
 @pytest.fixture(scope="session")
@@ -32,11 +32,10 @@ def rendered(tmp_path_factory) -> dict[str, Rendered]:
     hosts = {}
     for env in ENVIRONMENTS:
         directory = workdir / env
-        results[env] = Rendered(env=env, channels=slack_channels(env), directory=directory)
+        results[env] = Rendered(env=env, knobs=knobs(env), directory=directory)
         # The rendered files refer to their own directory, so amtool also finds the templates.
         hosts[env] = local_host(
-            lookout_env=env,
-            lookout_slack_channels=results[env].channels,
+            **results[env].knobs,
             alertmanager_render_dir=str(directory),
             alertmanager_config_dir=str(directory),
         )

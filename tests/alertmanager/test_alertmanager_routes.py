@@ -99,12 +99,14 @@ def test_the_webhook_url_stays_out_of_the_configuration(rendered, env):
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_grouping_and_waits(rendered, env):
+def test_grouping_and_waits_follow_the_environment(rendered, env):
     route = rendered[env].config["route"]
+    knobs = rendered[env].knobs
     assert route["group_by"] == ["alertname", "env", "instance"]
     assert route["receiver"] == f"slack-{DEFAULT_SEVERITY}"
-    for key in ("group_wait", "group_interval", "repeat_interval"):
-        assert re.fullmatch(r"\d+[smh]", route[key]), f"{key}: {route[key]!r}"
+    assert route["group_wait"] == knobs["lookout_alert_group_wait"]
+    assert route["group_interval"] == knobs["lookout_alert_group_interval"]
+    assert route["repeat_interval"] == knobs["lookout_alert_repeat_interval"]
 
 
 def test_the_configuration_says_it_is_managed(rendered):
