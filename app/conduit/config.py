@@ -52,6 +52,7 @@ class Config:
     secret_key: str
     database_url: str
     metrics_enabled: bool
+    multiproc_dir: str | None
     max_content_length: int
     token_ttl: int
     password_hash_method: str
@@ -67,7 +68,7 @@ class Config:
             "SECRET_KEY": f"set ({len(self.secret_key)} characters)",
             "DATABASE_URL": mask_url(self.database_url),
             "CONDUIT_METRICS": "on" if self.metrics_enabled else "off",
-            "PROMETHEUS_MULTIPROC_DIR": os.environ.get("PROMETHEUS_MULTIPROC_DIR", "(unset)"),
+            "PROMETHEUS_MULTIPROC_DIR": self.multiproc_dir or "(unset: single-process metrics)",
             "CONDUIT_MAX_CONTENT_LENGTH": str(self.max_content_length),
             "CONDUIT_TOKEN_TTL": str(self.token_ttl),
         }
@@ -131,6 +132,22 @@ def _database_url(environ: Mapping[str, str]) -> str:
     return f"sqlite:///{default_data_dir(environ) / DB_FILENAME}"
 
 
+def _multiproc_dir(environ: Mapping[str, str], metrics_enabled: bool) -> str | None:
+    """PROMETHEUS_MULTIPROC_DIR, if set: it must name an existing directory.
+
+    prometheus_client takes the variable as is: set but empty, it would scatter metric files into the
+    working directory; pointing nowhere, every request would fail when counting.
+    """
+    if "PROMETHEUS_MULTIPROC_DIR" not in environ:
+        return None
+    raw = environ["PROMETHEUS_MULTIPROC_DIR"]
+    if metrics_enabled and not raw.strip():
+        raise ConfigError("PROMETHEUS_MULTIPROC_DIR is set but empty: unset it or name a directory")
+    if metrics_enabled and not Path(raw).is_dir():
+        raise ConfigError(f"PROMETHEUS_MULTIPROC_DIR={raw!r} is not a directory")
+    return raw
+
+
 def _secret_key(environ: Mapping[str, str], env: str) -> str:
     key = environ.get("SECRET_KEY", "")
     if env != "production":
@@ -157,11 +174,13 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
     env = environ.get("CONDUIT_ENV", "").strip().lower() or DEFAULT_ENV
     if env not in ENVIRONMENTS:
         raise ConfigError(f"CONDUIT_ENV={env!r} is not one of {', '.join(ENVIRONMENTS)}")
+    metrics_enabled = _flag(environ, "CONDUIT_METRICS", default=True)
     return Config(
         env=env,
         secret_key=_secret_key(environ, env),
         database_url=_database_url(environ),
-        metrics_enabled=_flag(environ, "CONDUIT_METRICS", default=True),
+        metrics_enabled=metrics_enabled,
+        multiproc_dir=_multiproc_dir(environ, metrics_enabled),
         max_content_length=_positive_int(environ, "CONDUIT_MAX_CONTENT_LENGTH", DEFAULT_MAX_CONTENT_LENGTH),
         token_ttl=_positive_int(environ, "CONDUIT_TOKEN_TTL", DEFAULT_TOKEN_TTL),
         # Hashing is deliberately slow; the test suite registers hundreds of users and uses a cheap one.

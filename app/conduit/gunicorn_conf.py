@@ -62,8 +62,16 @@ def default_workers() -> int:
     return 2 * (os.cpu_count() or 1) + 1
 
 
+def _memory_dir() -> str | None:
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+
+
 def _default_multiproc_dir() -> Path:
-    base = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or tempfile.gettempdir()
+    """systemd's RuntimeDirectory (tmpfs), else /dev/shm, else the temp dir: metric files are written on
+    every request and belong in memory, not on a disk that writes them back."""
+    runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    base = runtime or _memory_dir() or tempfile.gettempdir()
     return Path(base) / f"conduit-metrics-{os.getpid()}"
 
 
@@ -82,7 +90,7 @@ proc_name = "conduit"
 # Workers load the app after the fork: each gets its own database pool and metric files.
 preload_app = False
 # The heartbeat file lives in memory when possible (a slow disk must not get workers killed).
-worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+worker_tmp_dir = _memory_dir()
 # gunicorn's runtime control socket is off unless asked for (systemd handles the service).
 control_socket_disable = _env("CONDUIT_CONTROL_SOCKET", "0").lower() not in {"1", "true", "yes", "on"}
 
@@ -116,6 +124,7 @@ def on_starting(server) -> None:
     """In the master, before any worker: refuse a bad configuration, reset the metric files."""
     from conduit.config import ConfigError, load_config
 
+    directory = prepare_multiproc_dir(os.environ[MULTIPROC_ENV])
     try:
         config = load_config()
     except ConfigError as error:
@@ -124,7 +133,6 @@ def on_starting(server) -> None:
         if server.cfg.errorlog != "-":  # the error log is a file: say it on stderr (the journal) too
             print(message, file=sys.stderr, flush=True)
         sys.exit(1)
-    directory = prepare_multiproc_dir(os.environ[MULTIPROC_ENV])
     server.log.info(
         "conduit: env=%s metrics=%s multiproc_dir=%s",
         config.env,

@@ -110,3 +110,15 @@ def test_describe_hides_secrets():
     assert described["DATABASE_URL"] == "postgresql+psycopg://conduit:***@db:5432/conduit"
     assert described["CONDUIT_TOKEN_TTL"] == "60"
     assert mask_url("not a url") == "not a url"
+
+
+def test_multiproc_dir_must_be_a_directory(tmp_path):
+    env = {"CONDUIT_ENV": "testing"}
+    assert load_config(env).multiproc_dir is None
+    assert load_config({**env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}).multiproc_dir == str(tmp_path)
+    with pytest.raises(ConfigError, match="set but empty"):
+        load_config({**env, "PROMETHEUS_MULTIPROC_DIR": " "})
+    with pytest.raises(ConfigError, match="is not a directory"):
+        load_config({**env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "missing")})
+    # without metrics the variable does not matter
+    assert load_config({**env, "PROMETHEUS_MULTIPROC_DIR": "", "CONDUIT_METRICS": "0"}).multiproc_dir == ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
+from collections import defaultdict
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
@@ -123,23 +124,6 @@ def _article_json(article: Article, *, favorited: bool, count: int, following: b
     return data
 
 
-def _articles_json(articles: list[Article], viewer: User | None) -> list[dict[str, Any]]:
-    ids = [article.id for article in articles]
-    counts = _favorite_counts(ids)
-    favorited = _favorited_ids(viewer, ids)
-    following = followed_ids(viewer, {article.author_id for article in articles})
-    return [
-        _article_json(
-            article,
-            favorited=article.id in favorited,
-            count=counts.get(article.id, 0),
-            following=article.author_id in following,
-            body=False,
-        )
-        for article in articles
-    ]
-
-
 def _single(article: Article, viewer: User | None, status: int = 200):
     data = _article_json(
         article,
@@ -151,19 +135,72 @@ def _single(article: Article, viewer: User | None, status: int = 200):
     return {"article": data}, status
 
 
+# Columns of an article in a list: no body, the author's profile and the favorites count in the same row.
+_FAVORITES_COUNT = (
+    select(func.count()).where(favorites.c.article_id == Article.id).correlate(Article).scalar_subquery()
+)
+_LIST_COLUMNS = (
+    Article.id,
+    Article.slug,
+    Article.title,
+    Article.description,
+    Article.created_at,
+    Article.updated_at,
+    Article.author_id,
+    User.username,
+    User.bio,
+    User.image,
+    _FAVORITES_COUNT.label("favorites_count"),
+)
+
+
 def _page(filters: list[ColumnElement[bool]], viewer: User | None):
+    """One page of articles, newest first, with the total count (Core queries: this is the hot path)."""
     limit, offset = pagination()
-    session = db.session()
-    total = session.scalar(select(func.count(Article.id)).where(*filters))
+    connection = db.session().connection()
+    total = connection.scalar(select(func.count()).select_from(Article).where(*filters))
     query = (
-        select(Article)
+        select(*_LIST_COLUMNS)
+        .join(User, User.id == Article.author_id)
         .where(*filters)
         .order_by(Article.created_at.desc(), Article.id.desc())
         .limit(limit)
         .offset(offset)
     )
-    articles = list(session.scalars(query))
-    return {"articles": _articles_json(articles, viewer), "articlesCount": total}
+    rows = connection.execute(query).all()
+    ids = [row.id for row in rows]
+    tags: dict[int, list[str]] = defaultdict(list)
+    if ids:
+        tag_query = (
+            select(article_tags.c.article_id, Tag.name)
+            .join(Tag, Tag.id == article_tags.c.tag_id)
+            .where(article_tags.c.article_id.in_(ids))
+            .order_by(Tag.name)
+        )
+        for article_id, name in connection.execute(tag_query):
+            tags[article_id].append(name)
+    favorited = _favorited_ids(viewer, ids)
+    following = followed_ids(viewer, {row.author_id for row in rows})
+    articles = [
+        {
+            "slug": row.slug,
+            "title": row.title,
+            "description": row.description,
+            "tagList": tags[row.id],
+            "createdAt": timestamp(row.created_at),
+            "updatedAt": timestamp(row.updated_at),
+            "favorited": row.id in favorited,
+            "favoritesCount": row.favorites_count,
+            "author": {
+                "username": row.username,
+                "bio": row.bio,
+                "image": row.image,
+                "following": row.author_id in following,
+            },
+        }
+        for row in rows
+    ]
+    return {"articles": articles, "articlesCount": total}
 
 
 # --------------------------------------------------------------------------------------------- articles

