@@ -39,7 +39,13 @@ def main() -> None:
     """Conduit administration."""
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
     # "Running upgrade 0001 -> 0002, ..." lines, without the rest of Alembic's chatter.
-    logging.getLogger("alembic.runtime.migration").setLevel(logging.INFO)
+    migration_log = logging.getLogger("alembic.runtime.migration")
+    migration_log.setLevel(logging.INFO)
+    migration_log.addFilter(_only_migration_steps)
+
+
+def _only_migration_steps(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING or record.getMessage().startswith("Running ")
 
 
 @main.command()
