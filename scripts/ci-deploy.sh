@@ -7,10 +7,14 @@
 #   ENV       inventory under inventories/ (development, testing, production, demo)
 #   VERSION   Conduit version, as scripts/ci-version.sh gave it to the wheel
 #   --check   preview: ansible-playbook --check --diff; nothing changes on the hosts
-#   --wheel   the wheel to roll out; default artifacts/conduit-VERSION-py3-none-any.whl when present
+#   --wheel   the wheel CI built for VERSION; default artifacts/conduit-VERSION-py3-none-any.whl when
+#             present. Its version must be VERSION. It is handed to the conduit role as
+#             conduit_app_wheel when the role declares that input; otherwise the role builds VERSION
+#             from app/ of this checkout (the same commit CI built the wheel from).
 #
 # Knobs (environment):
-#   LOOKOUT_INVENTORY        inventory to use instead of inventories/ENV (e.g. a molecule scenario's)
+#   LOOKOUT_INVENTORY        inventories to use instead of inventories/ENV, separated by spaces (e.g.
+#                            "inventories/demo extra-hosts.yml" for other local test hosts)
 #   LOOKOUT_VAULT_PASSWORD   password of ENV's vault.yml, handed to ansible as --vault-id ENV@<file>;
 #                            unset, ansible's own vault settings apply (ANSIBLE_VAULT_PASSWORD_FILE, ...)
 #   LOOKOUT_SSH_PRIVATE_KEY  deploy key, held by an ssh-agent that lives for this run only
@@ -22,7 +26,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 say() { printf '[ci-deploy] %s\n' "$*" >&2; }
 die() { printf '[ci-deploy] ERROR: %s\n' "$*" >&2; exit 2; }
-usage() { sed -n '4,10s/^# \{0,1\}//p' "$0" >&2; exit 2; }
+usage() { sed -n '4,13s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 
 [ $# -ge 2 ] || usage
 environment=$1 version=$2
@@ -41,8 +45,9 @@ done
 cd "$here"
 [[ $environment =~ ^[a-z0-9][a-z0-9_-]*$ ]] || die "'$environment' is no environment name"
 [[ $version =~ ^[0-9][0-9A-Za-z.+!_-]*$ ]] || die "'$version' is no version"
-inventory=${LOOKOUT_INVENTORY:-inventories/$environment}
-[ -e "$inventory" ] || die "no inventory $inventory"
+read -r -a inventories <<<"${LOOKOUT_INVENTORY:-inventories/$environment}"
+[ ${#inventories[@]} -gt 0 ] || die "LOOKOUT_INVENTORY names no inventory"
+for inventory in "${inventories[@]}"; do [ -e "$inventory" ] || die "no inventory $inventory"; done
 [ -f playbooks/deploy.yml ] || die "playbooks/deploy.yml is missing"
 
 if [ -z "$wheel" ] && [ -f "artifacts/conduit-$version-py3-none-any.whl" ]; then
@@ -64,8 +69,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-args=(-i "$inventory" playbooks/deploy.yml -e "conduit_version=$version")
-if [ -n "$wheel" ]; then args+=(-e "conduit_wheel=$wheel"); fi
+args=()
+for inventory in "${inventories[@]}"; do args+=(-i "$inventory"); done
+args+=(playbooks/deploy.yml -e "conduit_version=$version")
+if [ -n "$wheel" ]; then
+  if grep -qE '^ +conduit_app_wheel:' roles/conduit/meta/argument_specs.yml 2>/dev/null; then
+    args+=(-e "conduit_app_wheel=$wheel")
+  else
+    say "roles/conduit takes no conduit_app_wheel: it builds $version from app/ of this checkout"
+  fi
+fi
 if [ -n "${LOOKOUT_VAULT_PASSWORD:-}" ]; then
   (umask 077 && printf '%s\n' "$LOOKOUT_VAULT_PASSWORD" >"$secrets/vault-password")
   args+=(--vault-id "$environment@$secrets/vault-password")
@@ -84,7 +97,7 @@ if [ "$check" = true ]; then args+=(--check --diff); fi
 export ANSIBLE_CONFIG=$here/ansible.cfg
 
 mode=$([ "$check" = true ] && echo "preview (--check --diff)" || echo "deploy")
-say "$mode of conduit $version to $environment (inventory $inventory${wheel:+, wheel $wheel})"
+say "$mode of conduit $version to $environment (inventory ${inventories[*]}${wheel:+, wheel $wheel})"
 set +e
 ansible-playbook "${args[@]}" "$@" 2>&1 | tee "$secrets/log"
 rc=${PIPESTATUS[0]}

@@ -234,19 +234,22 @@ def recorded(root: Path, name: str) -> str:
 
 
 def test_deploy_runs_the_operators_playbook(deploy_root):
-    deploy(deploy_root, "testing", "1.4.1")
+    result = deploy(deploy_root, "testing", "1.4.1")
     args = recorded(deploy_root, "args").splitlines()
-    wheel = deploy_root / "artifacts" / "conduit-1.4.1-py3-none-any.whl"
-    assert args == [
-        "-i",
-        "inventories/testing",
-        "playbooks/deploy.yml",
-        "-e",
-        "conduit_version=1.4.1",
-        "-e",
-        f"conduit_wheel={wheel}",
-    ]
+    assert args == ["-i", "inventories/testing", "playbooks/deploy.yml", "-e", "conduit_version=1.4.1"]
+    assert "builds 1.4.1 from app/" in result.stderr
     assert recorded(deploy_root, "ssh").splitlines() == ["unset", "unset"]
+
+
+def test_the_built_wheel_goes_to_a_role_that_takes_it(deploy_root):
+    meta = deploy_root / "roles" / "conduit" / "meta"
+    meta.mkdir(parents=True)
+    (meta / "argument_specs.yml").write_text(
+        "argument_specs:\n  main:\n    options:\n      conduit_app_wheel:\n        type: path\n"
+    )
+    deploy(deploy_root, "testing", "1.4.1")
+    wheel = deploy_root / "artifacts" / "conduit-1.4.1-py3-none-any.whl"
+    assert recorded(deploy_root, "args").splitlines()[-2:] == ["-e", f"conduit_app_wheel={wheel}"]
 
 
 def test_preview_is_check_and_diff(deploy_root):
@@ -281,6 +284,13 @@ def test_secrets_come_from_the_environment_and_leave_no_file(deploy_root, tmp_pa
     assert "s3cret" not in result.stdout + result.stderr + " ".join(args)
 
 
+def test_several_inventories(deploy_root):
+    (deploy_root / "extra.yml").write_text("all: {}\n")
+    deploy(deploy_root, "testing", "1.4.1", LOOKOUT_INVENTORY="inventories/testing extra.yml")
+    args = recorded(deploy_root, "args").splitlines()
+    assert args[:5] == ["-i", "inventories/testing", "-i", "extra.yml", "playbooks/deploy.yml"]
+
+
 def test_wheel_of_another_version_is_refused(deploy_root):
     wheel = "artifacts/conduit-1.4.1-py3-none-any.whl"
     result = deploy(deploy_root, "testing", "1.4.2", "--wheel", wheel, check=False)
@@ -290,7 +300,7 @@ def test_wheel_of_another_version_is_refused(deploy_root):
 
 def test_without_wheel_the_version_alone_is_passed(deploy_root):
     deploy(deploy_root, "testing", "1.4.7")
-    assert not any(a.startswith("conduit_wheel=") for a in recorded(deploy_root, "args").splitlines())
+    assert recorded(deploy_root, "args").splitlines()[-1] == "conduit_version=1.4.7"
 
 
 @pytest.mark.parametrize(
