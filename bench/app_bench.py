@@ -44,7 +44,10 @@ K6_SCRIPT = """
 import http from 'k6/http';
 import { check } from 'k6';
 
-export const options = { discardResponseBodies: true, summaryTrendStats: ['avg', 'med', 'p(90)', 'p(95)', 'max'] };
+export const options = {
+  discardResponseBodies: true,
+  summaryTrendStats: ['avg', 'med', 'p(90)', 'p(95)', 'max'],
+};
 
 export default function () {
   const res = http.get(`${__ENV.BASE_URL}/api/articles`);
@@ -131,7 +134,9 @@ class Gunicorn:
 
 def migrate(workdir: Path) -> None:
     environ = app_environ(workdir, 0, True, None)
-    subprocess.run([sys.executable, "-m", "conduit", "db", "upgrade"], env=environ, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "conduit", "db", "upgrade"], env=environ, check=True, capture_output=True
+    )
 
 
 def seed(url: str) -> None:
@@ -146,12 +151,16 @@ def seed(url: str) -> None:
             "body": "Lorem ipsum dolor sit amet. " * 40,
             "tagList": ["bench", f"tag{i % 5}", f"topic{i % 3}"],
         }
-        requests.post(f"{url}/api/articles", json={"article": article}, headers=headers, timeout=10).raise_for_status()
+        response = requests.post(
+            f"{url}/api/articles", json={"article": article}, headers=headers, timeout=10
+        )
+        response.raise_for_status()
     listed = requests.get(f"{url}/api/articles", timeout=10).json()
-    assert listed["articlesCount"] == ARTICLES and len(listed["articles"]) == ARTICLES, listed["articlesCount"]
+    if listed["articlesCount"] != ARTICLES or len(listed["articles"]) != ARTICLES:
+        raise SystemExit(f"seeding failed: {listed['articlesCount']} articles")
 
 
-def run_k6(k6: str, script: Path, url: str, vus: int, duration: str, summary: Path) -> dict[str, float]:
+def run_k6(k6: str, script: Path, url: str, *, vus: int, duration: str, summary: Path) -> dict[str, float]:
     command = [k6, "run", "--quiet", "--no-usage-report", "--vus", str(vus), "--duration", duration]
     command += ["--summary-export", str(summary), "-e", f"BASE_URL={url}", str(script)]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, timeout=3600)
@@ -168,7 +177,9 @@ def run_k6(k6: str, script: Path, url: str, vus: int, duration: str, summary: Pa
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--duration", default="20s", help="k6 duration of each measured run (default 20s)")
     parser.add_argument("--warmup", default="3s", help="k6 duration of the warm-up before each run")
     parser.add_argument("--vus", type=int, default=20, help="concurrent virtual users (default 20)")
@@ -193,8 +204,22 @@ def main() -> int:
         for round_number, modes in enumerate(order, 1):
             for mode in modes:
                 with Gunicorn(workdir, metrics=mode == "on", workers=args.workers) as server:
-                    run_k6(k6, script, server.url, args.vus, args.warmup, workdir / "warmup.json")
-                    result = run_k6(k6, script, server.url, args.vus, args.duration, workdir / "summary.json")
+                    run_k6(
+                        k6,
+                        script,
+                        server.url,
+                        vus=args.vus,
+                        duration=args.warmup,
+                        summary=workdir / "warmup.json",
+                    )
+                    result = run_k6(
+                        k6,
+                        script,
+                        server.url,
+                        vus=args.vus,
+                        duration=args.duration,
+                        summary=workdir / "summary.json",
+                    )
                 result["load_1m"] = os.getloadavg()[0]
                 results[mode].append(result)
                 print(
@@ -206,20 +231,25 @@ def main() -> int:
                 )
         shutil.rmtree(prom, ignore_errors=True)
 
-    summary = {mode: {key: statistics.mean(r[key] for r in runs) for key in runs[0]} for mode, runs in results.items()}
+    summary = {
+        mode: {key: statistics.mean(run[key] for run in runs) for key in runs[0]}
+        for mode, runs in results.items()
+    }
     overhead = 100.0 * (summary["off"]["rps"] - summary["on"]["rps"]) / summary["off"]["rps"]
     worst_p95 = max(r["p95_ms"] for runs in results.values() for r in runs)
     print()
-    print(f"GET /api/articles ({ARTICLES} articles), {args.vus} VUs, {args.duration} x {args.rounds} per mode")
+    print(
+        f"GET /api/articles ({ARTICLES} articles), {args.vus} VUs, {args.duration} x {args.rounds} per mode:"
+    )
     for mode in ("on", "off"):
-        print(f"  exporter {mode:3}: {summary[mode]['rps']:8.1f} req/s  p95 {summary[mode]['p95_ms']:6.1f} ms")
+        mean = summary[mode]
+        print(f"  exporter {mode:3}: {mean['rps']:8.1f} req/s  p95 {mean['p95_ms']:6.1f} ms")
     print(f"  exporter overhead: {overhead:+.1f} % of throughput (target <= {OVERHEAD_TARGET_PCT:.0f} %)")
     print(f"  worst p95: {worst_p95:.1f} ms (target < {P95_TARGET_MS:.0f} ms)")
     failed = sum(r["failed_checks"] for runs in results.values() for r in runs)
     if args.json:
-        args.json.write_text(
-            json.dumps({"runs": results, "mean": summary, "overhead_pct": overhead, "worst_p95_ms": worst_p95}, indent=2)
-        )
+        report = {"runs": results, "mean": summary, "overhead_pct": overhead, "worst_p95_ms": worst_p95}
+        args.json.write_text(json.dumps(report, indent=2))
     return 1 if failed else 0
 
 
