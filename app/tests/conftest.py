@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 APP_DIR = Path(__file__).resolve().parents[1]
 if str(APP_DIR) not in sys.path:  # runnable from the repository root as well as from app/
@@ -20,9 +21,14 @@ os.environ.pop("prometheus_multiproc_dir", None)
 
 from conduit import migrate  # noqa: E402
 from conduit.app import create_app  # noqa: E402
-from conduit.config import load_config  # noqa: E402
+from conduit.config import load_config, normalise_database_url  # noqa: E402
+from conduit.db import make_engine  # noqa: E402
 
 PASSWORD = "password123"
+# Set to a PostgreSQL URL to run the API tests against PostgreSQL instead of SQLite files (the database is
+# migrated once, then emptied before each test), e.g. postgresql://conduit@127.0.0.1:5432/conduit_test.
+POSTGRES_URL_ENV = "CONDUIT_TEST_POSTGRES_URL"
+TABLES = ("comments", "favorites", "article_tags", "follows", "articles", "tags", "users")
 
 
 def sqlite_url(path: Path) -> str:
@@ -37,21 +43,37 @@ def migrated_db(tmp_path_factory) -> Path:
     return path
 
 
-def make_app(db_path: Path, **environ: str):
-    env = {"CONDUIT_ENV": "testing", "DATABASE_URL": sqlite_url(db_path), **environ}
+@pytest.fixture(scope="session")
+def postgres_url() -> str | None:
+    url = os.environ.get(POSTGRES_URL_ENV)
+    if url:
+        migrate.upgrade(normalise_database_url(url))
+    return url
+
+
+def make_app(database: Path | str, **environ: str):
+    url = database if isinstance(database, str) else sqlite_url(database)
+    env = {"CONDUIT_ENV": "testing", "DATABASE_URL": url, **environ}
     return create_app(load_config(env))
 
 
 @pytest.fixture
-def db_path(migrated_db, tmp_path) -> Path:
+def database_url(migrated_db, postgres_url, tmp_path) -> str:
+    """A fresh, migrated database for one test: a copied SQLite file, or the emptied PostgreSQL one."""
+    if postgres_url:
+        engine = make_engine(normalise_database_url(postgres_url))
+        with engine.begin() as connection:
+            connection.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        engine.dispose()
+        return postgres_url
     path = tmp_path / "conduit.db"
     shutil.copyfile(migrated_db, path)
-    return path
+    return sqlite_url(path)
 
 
 @pytest.fixture
-def app(db_path):
-    app = make_app(db_path)
+def app(database_url):
+    app = make_app(database_url)
     yield app
     app.extensions["conduit.engine"].dispose()
 

@@ -35,8 +35,8 @@ def test_json_without_content_type_is_accepted(api):
     assert api.client.post("/api/users", data=data).status_code == 201
 
 
-def test_oversized_body_is_413(db_path):
-    client = make_app(db_path, CONDUIT_MAX_CONTENT_LENGTH="1024").test_client()
+def test_oversized_body_is_413(database_url):
+    client = make_app(database_url, CONDUIT_MAX_CONTENT_LENGTH="1024").test_client()
     response = client.post("/api/users", data=b"x" * 2048, headers={"Content-Type": "application/json"})
     assert response.status_code == 413
     assert response.get_json() == {"errors": {"body": ["is too large (limit 1024 bytes)"]}}

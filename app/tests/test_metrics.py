@@ -42,7 +42,7 @@ def test_metrics_and_health_are_not_counted(client):
     assert "flask_http_request_total" in text  # declared, with no samples yet
 
 
-def test_metrics_can_be_disabled(db_path):
-    client = make_app(db_path, CONDUIT_METRICS="0").test_client()
+def test_metrics_can_be_disabled(database_url):
+    client = make_app(database_url, CONDUIT_METRICS="0").test_client()
     assert client.get("/api/tags").status_code == 200
     assert client.get("/metrics").status_code == 404

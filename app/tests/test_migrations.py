@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from conduit import migrate
+from conduit.config import normalise_database_url
 from conduit.db import make_engine
 from conduit.models import Base
 from conftest import make_app, sqlite_url
@@ -52,3 +54,28 @@ def test_history_lists_the_shipped_migrations():
     history = migrate.history()
     assert history[0].startswith("<base> -> 0001:")
     assert migrate.MIGRATIONS_DIR.joinpath("versions").is_dir()
+
+
+def test_postgres_migrations_match_the_models(postgres_url):
+    """Only with CONDUIT_TEST_POSTGRES_URL: down to base and up again on PostgreSQL, then diff the models."""
+    if not postgres_url:
+        pytest.skip("set CONDUIT_TEST_POSTGRES_URL to run against PostgreSQL")
+    url = normalise_database_url(postgres_url)
+    migrate.downgrade(url, "base")
+    assert migrate.current(url) == ()
+    migrate.upgrade(url)
+    assert migrate.current(url) == migrate.heads()
+    engine = make_engine(url)
+    try:
+        assert set(inspect(engine).get_table_names()) == TABLES
+        with engine.connect() as connection:
+            assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_offline_sql_for_postgres(capsys):
+    migrate.upgrade("postgresql+psycopg://conduit@db.invalid/conduit", sql=True)
+    sql = capsys.readouterr().out
+    assert "CREATE TABLE articles" in sql
+    assert "INSERT INTO alembic_version (version_num) VALUES ('0001')" in sql
