@@ -113,6 +113,15 @@ def test_demo_secrets_are_declared_non_secret():
     assert not is_vault_encrypted(demo / "demo_secrets.yml")
 
 
+def test_each_top_level_key_is_set_in_one_file():
+    seen: dict[str, list[str]] = {}
+    for path in sorted(ROOT_GROUP_VARS.rglob("*.yml")):
+        for key in load_yaml(path):
+            seen.setdefault(key, []).append(str(path.relative_to(ROOT)))
+    twice = {k: v for k, v in seen.items() if len(v) > 1}
+    assert not twice, f"the later file silently wins: {twice}"
+
+
 def test_top_level_group_vars_never_define_knobs():
     wrong = sorted(k for k in _root_keys() if k.startswith(("lookout_", "vault_")))
     assert not wrong, f"knobs belong in inventories/<env>/group_vars, not group_vars/: {wrong}"
@@ -138,7 +147,7 @@ def test_every_knob_is_used():
 def test_roles_never_read_knobs():
     offenders = {}
     for path in sorted((ROOT / "roles").rglob("*")):
-        if path.is_file() and path.suffix in (".yml", ".j2", ".md", ".py", ".js"):
+        if path.is_file() and path.suffix in (".yml", ".yaml", ".j2", ".py", ".js"):
             found = sorted(set(KNOB.findall(path.read_text())))
             if found:
                 offenders[str(path.relative_to(ROOT))] = found
