@@ -161,7 +161,18 @@ def seed(url: str) -> None:
 
 
 def run_k6(k6: str, script: Path, url: str, *, vus: int, duration: str, summary: Path) -> dict[str, float]:
-    command = [k6, "run", "--quiet", "--no-usage-report", "--vus", str(vus), "--duration", duration]
+    command = [
+        k6,
+        "run",
+        "--quiet",
+        "--no-usage-report",
+        "--address",
+        "",
+        "--vus",
+        str(vus),
+        "--duration",
+        duration,
+    ]
     command += ["--summary-export", str(summary), "-e", f"BASE_URL={url}", str(script)]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, timeout=3600)
     metrics = json.loads(summary.read_text())["metrics"]
