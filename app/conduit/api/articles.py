@@ -6,7 +6,7 @@ import re
 import secrets
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -24,7 +24,7 @@ from conduit.models import Article, Comment, Tag, User, article_tags, favorites,
 bp = Blueprint("articles", __name__)
 
 SLUG_MAX_LENGTH = 200
-SLUG_ATTEMPTS = 5
+SAVE_ATTEMPTS = 3
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -52,18 +52,20 @@ def _unique_slug(title: str, exclude_id: int | None = None) -> str:
     return slug
 
 
-def _commit_article(article: Article) -> None:
-    """Commit; on a slug collision with a concurrent writer, retry with a suffixed slug."""
+def _save_retrying(save: Callable[[], Article]) -> Article:
+    """Run ``save`` (which builds its changes and commits) again after a unique-constraint race.
+
+    Two writers can pick the same slug, or create the same new tag, at the same time; the loser's commit
+    fails. ``save`` recomputes everything from the database, so the retry picks a free slug and the tag
+    the other writer created.
+    """
     session = db.session()
-    for _attempt in range(SLUG_ATTEMPTS):
+    for _attempt in range(SAVE_ATTEMPTS - 1):
         try:
-            session.commit()
-            return
+            return save()
         except IntegrityError:
             session.rollback()
-            session.add(article)
-            article.slug = f"{slugify(article.title)}-{secrets.token_hex(3)}"
-    raise RuntimeError("could not find a free slug")  # pragma: no cover - needs 5 random collisions
+    return save()
 
 
 def _tags(names: Iterable[str]) -> list[Tag]:
@@ -250,40 +252,56 @@ def create_article():
     data = json_body("article")
     fields = required_strings(data, "title", "description", "body")
     tags = tag_list(data["tagList"]) if "tagList" in data else []
-    article = Article(
-        slug=_unique_slug(fields["title"]),
-        title=fields["title"],
-        description=fields["description"],
-        body=fields["body"],
-        author=author,
-    )
-    article.tags = _tags(tags)
-    db.session().add(article)
-    _commit_article(article)
-    return _single(article, author, 201)
+
+    def save() -> Article:
+        article = Article(
+            slug=_unique_slug(fields["title"]),
+            title=fields["title"],
+            description=fields["description"],
+            body=fields["body"],
+            author=author,
+        )
+        article.tags = _tags(tags)
+        db.session().add(article)
+        db.session().commit()
+        return article
+
+    return _single(_save_retrying(save), author, 201)
+
+
+def _article_changes(data: dict[str, Any]) -> dict[str, Any]:
+    """The validated fields of an update (absent ones stay as they are)."""
+    changes: dict[str, Any] = {}
+    for field in ("title", "description", "body"):
+        if field in data:
+            changes[field] = optional_string(data, field)
+    if "tagList" in data:
+        changes["tagList"] = tag_list(data["tagList"])
+    return changes
 
 
 @bp.put("/articles/<slug>")
 def update_article(slug: str):
     viewer = require_user()
-    article = _find(slug)
-    if article.author_id != viewer.id:
+    if _find(slug).author_id != viewer.id:
         raise forbidden("article")
-    data = json_body("article")
-    if "title" in data:
-        title = optional_string(data, "title")
-        if title != article.title:
-            article.slug = _unique_slug(title, exclude_id=article.id)
-        article.title = title
-    for field in ("description", "body"):
-        if field in data:
-            setattr(article, field, optional_string(data, field))
-    if "tagList" in data:
-        article.tags = _tags(tag_list(data["tagList"]))
-    # Strictly later than the previous value, even within the same millisecond.
-    article.updated_at = max(utcnow(), article.updated_at + timedelta(milliseconds=1))
-    _commit_article(article)
-    return _single(article, viewer)
+    changes = _article_changes(json_body("article"))
+
+    def save() -> Article:
+        article = _find(slug)
+        if "title" in changes and changes["title"] != article.title:
+            article.slug = _unique_slug(changes["title"], exclude_id=article.id)
+        for field in ("title", "description", "body"):
+            if field in changes:
+                setattr(article, field, changes[field])
+        if "tagList" in changes:
+            article.tags = _tags(changes["tagList"])
+        # Strictly later than the previous value, even within the same millisecond.
+        article.updated_at = max(utcnow(), article.updated_at + timedelta(milliseconds=1))
+        db.session().commit()
+        return article
+
+    return _single(_save_retrying(save), viewer)
 
 
 @bp.delete("/articles/<slug>")
