@@ -112,7 +112,8 @@ if [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
       "$([ "$rc" -eq 0 ] && echo ok || echo "failed ($rc)")"
     printf 'Tasks that %s:\n\n' "$([ "$check" = true ] && echo "would change something" || echo "changed something")"
     awk '/^TASK \[/ { task = $0; sub(/^TASK \[/, "", task); sub(/\].*$/, "", task) }
-         /^changed: / && !(task in seen) { seen[task] = 1; print "- " task }' "$secrets/log"
+         /^changed: / && !(task in seen) { seen[task] = 1; n++; print "- " task }
+         END { if (n == 0) print "- none" }' "$secrets/log"
     printf '\n```\n'
     sed -n '/^PLAY RECAP/,$p' "$secrets/log"
     printf '```\n'

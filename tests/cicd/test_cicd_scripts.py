@@ -188,7 +188,7 @@ done
 ssh-add -l >"$out/agent" 2>&1 || true
 printf '%s\\n' "${ANSIBLE_HOST_KEY_CHECKING:-unset}" "${ANSIBLE_SSH_COMMON_ARGS:-unset}" >"$out/ssh"
 echo "TASK [conduit : Install the wheel] ***"
-echo "changed: [web1]"
+[ -n "${FAKE_UNCHANGED:-}" ] && echo "ok: [web1]" || echo "changed: [web1]"
 echo "TASK [conduit : Restart gunicorn] ***"
 echo "ok: [web1]"
 echo "PLAY RECAP ***"
@@ -315,6 +315,12 @@ def test_bad_arguments_are_refused(deploy_root, args, message):
     result = deploy(deploy_root, *args, check=False)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_summary_says_when_nothing_changes(deploy_root, tmp_path):
+    summary = tmp_path / "summary.md"
+    deploy(deploy_root, "testing", "1.4.1", "--check", FAKE_UNCHANGED="1", GITHUB_STEP_SUMMARY=str(summary))
+    assert "would change something:\n\n- none\n" in summary.read_text()
 
 
 def test_failure_is_passed_on_and_summarised(deploy_root, tmp_path):
