@@ -27,7 +27,7 @@ lint: setup ## yamllint, ansible-lint (production profile), ruff, actionlint
 	ansible-lint --profile production
 	ruff check .
 	ruff format --check .
-	if [ -d .github/workflows ]; then actionlint; fi
+	scripts/actionlint.sh
 
 unit: setup ## pytest: repo-level tests (rules, routes, templates, dashboards), then the app's suite
 	pytest -c pytest.ini tests

@@ -141,6 +141,6 @@ case "${1:-all}" in
   tools) setup_tools ;;
   docker) setup_docker ;;
   images) setup_images ;;
-  all) setup_venv; setup_tools; setup_images ;;
+  all) setup_venv; "$here/scripts/actionlint.sh" --install; setup_tools; setup_images ;;
   *) die "unknown step '$1' (venv|tools|docker|images|all)" ;;
 esac
