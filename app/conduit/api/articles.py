@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, request
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from conduit import db
@@ -156,30 +156,34 @@ _LIST_COLUMNS = (
 )
 
 
+# The statements of the list endpoints are built once; requests only bind values (and add filters).
+_LIST_QUERY = (
+    select(*_LIST_COLUMNS)
+    .join(User, User.id == Article.author_id)
+    .order_by(Article.created_at.desc(), Article.id.desc())
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
+)
+_COUNT_QUERY = select(func.count()).select_from(Article)
+_TAGS_QUERY = (
+    select(article_tags.c.article_id, Tag.name)
+    .join(Tag, Tag.id == article_tags.c.tag_id)
+    .where(article_tags.c.article_id.in_(bindparam("ids", expanding=True)))
+    .order_by(Tag.name)
+)
+
+
 def _page(filters: list[ColumnElement[bool]], viewer: User | None):
     """One page of articles, newest first, with the total count (Core queries: this is the hot path)."""
     limit, offset = pagination()
     connection = db.session().connection()
-    total = connection.scalar(select(func.count()).select_from(Article).where(*filters))
-    query = (
-        select(*_LIST_COLUMNS)
-        .join(User, User.id == Article.author_id)
-        .where(*filters)
-        .order_by(Article.created_at.desc(), Article.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
-    rows = connection.execute(query).all()
+    total = connection.scalar(_COUNT_QUERY.where(*filters) if filters else _COUNT_QUERY)
+    query = _LIST_QUERY.where(*filters) if filters else _LIST_QUERY
+    rows = connection.execute(query, {"limit": limit, "offset": offset}).all()
     ids = [row.id for row in rows]
     tags: dict[int, list[str]] = defaultdict(list)
     if ids:
-        tag_query = (
-            select(article_tags.c.article_id, Tag.name)
-            .join(Tag, Tag.id == article_tags.c.tag_id)
-            .where(article_tags.c.article_id.in_(ids))
-            .order_by(Tag.name)
-        )
-        for article_id, name in connection.execute(tag_query):
+        for article_id, name in connection.execute(_TAGS_QUERY, {"ids": ids}):
             tags[article_id].append(name)
     favorited = _favorited_ids(viewer, ids)
     following = followed_ids(viewer, {row.author_id for row in rows})
