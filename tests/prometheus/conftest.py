@@ -1,0 +1,74 @@
+"""Renders the prometheus role's rules and configuration once per test session: with the role defaults,
+and for every environment with its knobs wired by group_vars/all/prometheus.yml."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_helpers import ENVIRONMENTS, ROOT, ansible_playbook, knobs, local_host
+
+DEFAULTS = "role-defaults"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    name: str
+    knobs: dict
+    directory: Path
+
+    @property
+    def rules_file(self) -> Path:
+        return self.directory / "lookout.rules.yml"
+
+    @property
+    def rules(self) -> dict:
+        """Alert name -> rule."""
+        groups = yaml.safe_load(self.rules_file.read_text())["groups"]
+        return {rule["alert"]: rule for group in groups for rule in group["rules"] if "alert" in rule}
+
+    @property
+    def config(self) -> dict:
+        return yaml.safe_load((self.directory / "prometheus.yml").read_text())
+
+
+def _render_task(hosts: str, vars_files: list[str]) -> dict:
+    return {
+        "name": f"Render the prometheus files of {hosts}",
+        "hosts": hosts,
+        "gather_facts": False,
+        "vars_files": vars_files,
+        "tasks": [
+            {
+                "name": "Render",
+                "ansible.builtin.include_role": {"name": "prometheus", "tasks_from": "render"},
+            }
+        ],
+    }
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory) -> dict[str, Rendered]:
+    workdir = tmp_path_factory.mktemp("prometheus-render")
+    playbook = workdir / "render.yml"
+    wiring = str(ROOT / "group_vars" / "all" / "prometheus.yml")
+    playbook.write_text(
+        yaml.safe_dump(
+            [_render_task("defaults", []), _render_task("environments", [wiring])], sort_keys=False
+        )
+    )
+    results = {DEFAULTS: Rendered(DEFAULTS, {}, workdir / DEFAULTS)}
+    results |= {env: Rendered(env, knobs(env), workdir / env) for env in ENVIRONMENTS}
+    inventory = {
+        "defaults": {"hosts": {DEFAULTS: local_host(prometheus_render_dir=str(workdir / DEFAULTS))}},
+        "environments": {
+            "hosts": {
+                env: local_host(**r.knobs, prometheus_render_dir=str(r.directory))
+                for env, r in results.items()
+                if env != DEFAULTS
+            }
+        },
+    }
+    run = ansible_playbook(playbook, {"all": {"children": inventory}}, workdir)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return results

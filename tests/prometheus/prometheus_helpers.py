@@ -1,0 +1,159 @@
+"""Helpers of the prometheus tests: ansible-playbook on the controller, promtool, and a small model of the
+PromQL functions the shipped rules use (rate over regular samples, histogram_quantile) so that each rule
+test can say exactly when its condition starts to hold.
+
+The rules are rendered by the role's own `render` entry point (ansible-playbook on the controller, no hosts)
+with the role defaults and with every environment's knobs wired by `group_vars/all/prometheus.yml`.
+"""
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+ENVIRONMENTS = ("demo", "development", "testing", "production")
+# The scenarios' sample spacing and the rule evaluation interval of the promtool tests.
+STEP = 15
+
+
+def knobs(env: str) -> dict:
+    """The environment's knobs, as operators set them in its inventory."""
+    return yaml.safe_load((ROOT / "inventories" / env / "group_vars" / "all" / "vars.yml").read_text())
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name, path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    if not found:
+        pytest.fail(f"{name} not found on this controller; run `make setup`")
+    return found
+
+
+def ansible_playbook(
+    playbook: Path, inventory: dict, workdir: Path, *extra: str
+) -> subprocess.CompletedProcess:
+    inventory_file = workdir / "inventory.json"
+    inventory_file.write_text(json.dumps(inventory))
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_LOCAL_TEMP=str(workdir / ".ansible-tmp"),
+        ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.timer",
+    )
+    return subprocess.run(
+        [tool("ansible-playbook"), "-i", str(inventory_file), str(playbook), *extra],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+        cwd=workdir,
+    )
+
+
+def local_host(**hostvars) -> dict:
+    return {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, **hostvars}
+
+
+def seconds(duration: str) -> int:
+    """A Prometheus duration such as 1m, 30s, 1h30m, in seconds."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    total, number = 0.0, ""
+    text = str(duration)
+    i = 0
+    while i < len(text):
+        if text[i].isdigit():
+            number += text[i]
+            i += 1
+            continue
+        unit = "ms" if text.startswith("ms", i) else text[i]
+        total += int(number) * units[unit]
+        number = ""
+        i += len(unit)
+    assert not number, f"duration without a unit: {duration}"
+    return int(total)
+
+
+def rate(values: list[float], index: int, window: int) -> float | None:
+    """Prometheus 2's rate() at sample `index` of a counter sampled every STEP seconds, for a window of
+    `window` seconds aligned with the samples: the range includes the sample at its start, so the samples
+    span the whole window and nothing is extrapolated. None until the window is full."""
+    first = index - window // STEP
+    if first < 0:
+        return None
+    return (values[index] - values[first]) / window
+
+
+def histogram_quantile(q: float, buckets: dict[float, float]) -> float:
+    """Prometheus' histogram_quantile over cumulative bucket rates keyed by upper bound."""
+    bounds = sorted(buckets)
+    total = buckets[math.inf]
+    rank = q * total
+    lower, below = 0.0, 0.0
+    for bound in bounds:
+        if buckets[bound] >= rank:
+            if bound == math.inf:
+                return lower
+            return lower + (bound - lower) * (rank - below) / (buckets[bound] - below)
+        lower, below = bound, buckets[bound]
+    return math.nan
+
+
+def go_g4(value: float) -> str:
+    """Go's fmt %.4g (the same as Python's for the magnitudes the rules produce)."""
+    return f"{value:.4g}"
+
+
+def humanize(value: float) -> str:
+    """Prometheus' humanize template function for values between 1e-3 and 1e3."""
+    if value == 0 or 1 <= abs(value) < 1000:
+        return go_g4(value)
+    if abs(value) < 1:
+        return go_g4(value * 1000) + "m"
+    raise ValueError(f"no need to humanize {value} in these tests")
+
+
+def humanize_percentage(value: float) -> str:
+    return go_g4(value * 100) + "%"
+
+
+def expand(template: str, labels: dict, value: float) -> str:
+    """Expands the Prometheus template forms the shipped annotations use."""
+    text = template.replace("{{ $value | humanizePercentage }}", humanize_percentage(value))
+    text = text.replace("{{ $value | humanize }}", humanize(value))
+    for name, label in labels.items():
+        text = text.replace("{{ $labels." + name + " }}", label)
+    assert "{{" not in text, f"template form not covered by the tests: {template}"
+    return text
+
+
+def series_selector(name: str, labels: dict) -> str:
+    inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    return f"{name}{{{inner}}}"
+
+
+def promtool_test(workdir: Path, rules_file: Path, test: dict) -> subprocess.CompletedProcess:
+    test_file = workdir / "test.yml"
+    test_file.write_text(
+        yaml.safe_dump(
+            {"rule_files": [str(rules_file)], "evaluation_interval": f"{STEP}s", "tests": [test]},
+            sort_keys=False,
+            width=1000,
+        )
+    )
+    return subprocess.run(
+        [tool("promtool"), "test", "rules", str(test_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=workdir,
+    )

@@ -1,0 +1,315 @@
+"""`promtool test rules` for every shipped alert, with the role defaults and each environment's thresholds.
+
+Each scenario feeds series that cross the alert's threshold at a known sample, and checks with promtool:
+the condition starts to hold exactly there (PromQL test), the alert is silent one evaluation before its
+`for` has elapsed, fires with its labels and annotations once it has, and is resolved when the series
+recover. The thresholds come from the rendered rule itself (test_thresholds pins them to the inputs).
+"""
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import pytest
+from conftest import DEFAULTS
+from prometheus_helpers import (
+    ENVIRONMENTS,
+    STEP,
+    expand,
+    histogram_quantile,
+    promtool_test,
+    rate,
+    seconds,
+    series_selector,
+)
+
+ALERTS = (
+    "WebsiteDown",
+    "HighRequestRate",
+    "HighErrorRate",
+    "HighLatency",
+    "TargetDown",
+    "NodeDiskSpaceLow",
+    "NodeMemoryLow",
+)
+VARIANTS = (DEFAULTS, *ENVIRONMENTS)
+WEB = "web1:5566"
+
+
+@dataclass
+class Scenario:
+    """Series (selector -> one value per STEP) and what the alert must do with them."""
+
+    series: dict[str, list[float]]
+    # Per sample: the alerts' labels (beyond alertname/severity) and $value while the condition holds.
+    condition: list[list[tuple[dict, float]]] = field(default_factory=list)
+    # Labels of the series that must never alert (filters), for documentation in failures.
+    quiet: tuple[str, ...] = ()
+
+
+def threshold(rule: dict) -> float:
+    found = re.findall(r"[<>]\s*([0-9.]+(?:e[-+]?[0-9]+)?)", rule["expr"])
+    assert found, f"no threshold in {rule['expr']}"
+    return float(found[0])
+
+
+def phases(*parts: tuple[int, float]) -> list[float]:
+    """A counter from 1000, rising per step by rate*STEP for each (steps, rate) part."""
+    values, value = [], 1000.0
+    for steps, per_second in parts:
+        for _ in range(steps):
+            value += per_second * STEP
+            values.append(value)
+    return values
+
+
+def gauge(*parts: tuple[int, float]) -> list[float]:
+    return [value for steps, value in parts for _ in range(steps)]
+
+
+def website_down(rule: dict, hold: int) -> Scenario:
+    up, down = 4, hold + 4
+    job = re.search(r'job="([^"]+)"', rule["expr"]).group(1)
+    refused = {"job": job, "instance": WEB, "url": f"http://{WEB}/"}
+    failing = {"job": job, "instance": WEB, "url": f"http://{WEB}/health"}
+    series = {
+        # No answer at all: status code 0.
+        series_selector("probe_http_status_code", refused): gauge((up, 200), (down, 0), (8, 200)),
+        series_selector("probe_success", refused): gauge((up, 1), (down, 0), (8, 1)),
+        # An answer, but not a 2xx: the probe fails.
+        series_selector("probe_http_status_code", failing): gauge((up, 200), (down, 503), (8, 200)),
+        series_selector("probe_success", failing): gauge((up, 1), (down, 0), (8, 1)),
+    }
+    length = up + down + 8
+    condition = [[(refused, 0.0), (failing, 0.0)] if up <= i < up + down else [] for i in range(length)]
+    return Scenario(series, condition)
+
+
+def high_request_rate(rule: dict, hold: int) -> Scenario:
+    limit = threshold(rule)
+    window = seconds(re.search(r"\[(\w+)\]", rule["expr"]).group(1))
+    calm, busy = limit / 2, limit * 2
+    labels = {"job": "test-web", "instance": WEB, "method": "GET", "status": "200"}
+    quiet = {**labels, "instance": "web2:5566"}
+    busy_steps = hold + window // STEP + 4
+    values = phases((8, calm), (busy_steps, busy), (window // STEP + 8, calm))
+    series = {
+        series_selector("flask_http_request_total", labels): values,
+        series_selector("flask_http_request_total", quiet): phases((len(values), calm)),
+    }
+    condition = []
+    for i in range(len(values)):
+        value = rate(values, i, window)
+        condition.append([({"instance": WEB}, value)] if value is not None and value > limit else [])
+    return Scenario(series, condition, quiet=("web2:5566",))
+
+
+def high_error_rate(rule: dict, hold: int) -> Scenario:
+    limit = threshold(rule)
+    window = seconds(re.search(r"\[(\w+)\]", rule["expr"]).group(1))
+    ok_rate = 10.0
+    target = min(2 * limit, 0.5)
+    error_rate = ok_rate * target / (1 - target)
+    base = {"job": "test-web", "instance": WEB, "method": "GET"}
+    calm_steps, bad_steps, after = window // STEP + 2, hold + window // STEP + 4, window // STEP + 8
+    total = calm_steps + bad_steps + after
+    ok = phases((total, ok_rate))
+    errors = phases((calm_steps, 0.0), (bad_steps, error_rate), (after, 0.0))
+    series = {
+        series_selector("flask_http_request_total", {**base, "status": "200"}): ok,
+        series_selector("flask_http_request_total", {**base, "status": "500"}): errors,
+    }
+    condition = []
+    for i in range(total):
+        failed, served = rate(errors, i, window), rate(ok, i, window)
+        ratio = None if failed is None else failed / (failed + served)
+        condition.append([({"instance": WEB}, ratio)] if ratio is not None and ratio > limit else [])
+    return Scenario(series, condition)
+
+
+def high_latency(rule: dict, hold: int) -> Scenario:
+    limit = threshold(rule)
+    window = seconds(re.search(r"\[(\w+)\]", rule["expr"]).group(1))
+    bounds = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, math.inf]
+    slow_bound = next(b for b in bounds if b > limit and bounds[bounds.index(b) - 1] >= limit)
+    requests = 10.0
+    fast_steps, slow_steps, after = window // STEP + 2, hold + window // STEP + 4, window // STEP + 8
+    total = fast_steps + slow_steps + after
+    buckets = {}
+    for bound in bounds:
+        fast = requests if bound >= 0.1 else 0.0
+        slow = requests if bound >= slow_bound else 0.0
+        buckets[bound] = phases((fast_steps, fast), (slow_steps, slow), (after, fast))
+    labels = {
+        "job": "test-web",
+        "instance": WEB,
+        "method": "GET",
+        "endpoint": "articles.list",
+        "status": "200",
+    }
+    series = {
+        series_selector(
+            "flask_http_request_duration_seconds_bucket",
+            {**labels, "le": "+Inf" if b == math.inf else str(b)},
+        ): values
+        for b, values in buckets.items()
+    }
+    condition = []
+    for i in range(total):
+        rates = {b: rate(values, i, window) for b, values in buckets.items()}
+        if rates[math.inf] is None:
+            condition.append([])
+            continue
+        p95 = histogram_quantile(0.95, rates)
+        condition.append([({"instance": WEB}, p95)] if p95 > limit else [])
+    return Scenario(series, condition)
+
+
+def target_down(rule: dict, hold: int) -> Scenario:
+    labels = {"job": "node", "instance": "web1:9100"}
+    up, down = 4, hold + 4
+    series = {series_selector("up", labels): gauge((up, 1), (down, 0), (8, 1))}
+    condition = [[(labels, 0.0)] if up <= i < up + down else [] for i in range(up + down + 8)]
+    return Scenario(series, condition)
+
+
+def node_disk_space_low(rule: dict, hold: int) -> Scenario:
+    limit = threshold(rule)
+    size = 100e9
+    root = {
+        "job": "node",
+        "instance": "web1:9100",
+        "device": "/dev/sda1",
+        "fstype": "ext4",
+        "mountpoint": "/",
+    }
+    # Nearly full, but neither is a disk that fills: memory-backed, and the runtime directory.
+    tmpfs = {**root, "device": "tmpfs", "fstype": "tmpfs", "mountpoint": "/dev/shm"}
+    run = {**root, "device": "/dev/sda2", "mountpoint": "/run/user"}
+    ok, down = 4, hold + 4
+    low = size * limit / 2
+    length = ok + down + 8
+    series = {}
+    for labels, avail in (
+        (root, gauge((ok, size / 2), (down, low), (8, size / 2))),
+        (tmpfs, gauge((length, low))),
+        (run, gauge((length, low))),
+    ):
+        series[series_selector("node_filesystem_avail_bytes", labels)] = avail
+        series[series_selector("node_filesystem_size_bytes", labels)] = gauge((length, size))
+        series[series_selector("node_filesystem_readonly", labels)] = gauge((length, 0))
+    condition = [[(root, limit / 2)] if ok <= i < ok + down else [] for i in range(length)]
+    return Scenario(series, condition, quiet=("tmpfs", "/run/user"))
+
+
+def node_memory_low(rule: dict, hold: int) -> Scenario:
+    limit = threshold(rule)
+    labels = {"job": "node", "instance": "web1:9100"}
+    total = 8e9
+    ok, low = 4, hold + 4
+    series = {
+        series_selector("node_memory_MemAvailable_bytes", labels): gauge(
+            (ok, total / 2), (low, total * limit / 2), (8, total / 2)
+        ),
+        series_selector("node_memory_MemTotal_bytes", labels): gauge((ok + low + 8, total)),
+    }
+    condition = [[(labels, limit / 2)] if ok <= i < ok + low else [] for i in range(ok + low + 8)]
+    return Scenario(series, condition)
+
+
+SCENARIOS = {
+    "WebsiteDown": website_down,
+    "HighRequestRate": high_request_rate,
+    "HighErrorRate": high_error_rate,
+    "HighLatency": high_latency,
+    "TargetDown": target_down,
+    "NodeDiskSpaceLow": node_disk_space_low,
+    "NodeMemoryLow": node_memory_low,
+}
+
+
+def test_every_shipped_alert_has_a_scenario(rendered):
+    for variant in VARIANTS:
+        assert sorted(rendered[variant].rules) == sorted(SCENARIOS) == sorted(ALERTS)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_alert_is_documented(rendered, variant):
+    for name, rule in rendered[variant].rules.items():
+        assert rule["labels"]["severity"] in ("critical", "warning"), name
+        assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}, name
+        assert rule["annotations"]["runbook_url"].endswith("#" + name.lower()), name
+
+
+@pytest.mark.parametrize("alert", ALERTS)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_alert_fires_after_for_and_resolves(rendered, variant, alert, tmp_path):
+    rules = rendered[variant]
+    rule = rules.rules[alert]
+    hold = seconds(rule["for"]) // STEP
+    assert hold * STEP == seconds(rule["for"]), f"{alert}: `for` must be a multiple of {STEP}s here"
+    scenario = SCENARIOS[alert](rule, hold)
+
+    holding = [bool(c) for c in scenario.condition]
+    start = holding.index(True)
+    end = start + holding[start:].index(False)
+    assert end - start > hold, f"{alert}: the scenario must hold the condition longer than `for`"
+    assert all(len(v) == len(scenario.condition) for v in scenario.series.values()), (
+        "series of unequal length"
+    )
+
+    def at(index: int) -> str:
+        return f"{index * STEP}s"
+
+    def alerts(index: int) -> list[dict]:
+        return [
+            {
+                "exp_labels": {**labels, "severity": rule["labels"]["severity"]},
+                "exp_annotations": {k: expand(v, labels, value) for k, v in rule["annotations"].items()},
+            }
+            for labels, value in scenario.condition[index]
+        ]
+
+    firing = start + hold
+    test = {
+        "interval": f"{STEP}s",
+        "input_series": [
+            {"series": selector, "values": " ".join(repr(float(v)) for v in values)}
+            for selector, values in scenario.series.items()
+        ],
+        "promql_expr_test": [
+            {"expr": f"count({rule['expr']})", "eval_time": at(start - 1), "exp_samples": []},
+            {
+                "expr": f"count({rule['expr']})",
+                "eval_time": at(start),
+                "exp_samples": [{"labels": "{}", "value": len(scenario.condition[start])}],
+            },
+        ],
+        "alert_rule_test": [
+            {"eval_time": at(firing - 1), "alertname": alert, "exp_alerts": []},
+            {"eval_time": at(firing), "alertname": alert, "exp_alerts": alerts(firing)},
+            {"eval_time": at(end), "alertname": alert, "exp_alerts": []},
+        ],
+    }
+    result = promtool_test(tmp_path, rules.rules_file, test)
+    assert result.returncode == 0, f"{variant} {alert} (for {rule['for']}):\n{result.stdout}{result.stderr}"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_thresholds_follow_the_environment(rendered, env):
+    rules = rendered[env].rules
+    knob = rendered[env].knobs
+    assert rules["WebsiteDown"]["for"] == knob["lookout_alert_website_down_for"]
+    assert rules["HighRequestRate"]["for"] == knob["lookout_alert_high_request_rate_for"]
+    assert threshold(rules["HighRequestRate"]) == float(knob["lookout_alert_high_request_rate"])
+
+
+def test_the_seeds_rules_keep_their_names_and_expressions(rendered):
+    rules = rendered[DEFAULTS].rules
+    assert rules["HighRequestRate"]["expr"] == (
+        'sum by (instance) (rate(flask_http_request_total{job=~".*-web"}[1m])) > 5'
+    )
+    assert rules["HighRequestRate"]["for"] == "1m"
+    assert "probe_http_status_code" in rules["WebsiteDown"]["expr"]
+    assert "== 0" in rules["WebsiteDown"]["expr"]
+    assert rules["WebsiteDown"]["for"] == "1m"
