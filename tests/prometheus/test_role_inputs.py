@@ -1,0 +1,108 @@
+"""A wrong type, an unknown choice or a missing required input stops a role at its first task (the argument
+spec check, on the controller), naming the variable, before anything on a host can change. One playbook on
+the controller, in check mode, applies every bad input in its own block and records how each failed."""
+
+import json
+
+import pytest
+import yaml
+from prometheus_helpers import ansible_playbook, local_host
+
+# (role, entry point, bad inputs, the variable the failure must name)
+CASES = [
+    ("node_exporter", "main", {"node_exporter_port": "ninety"}, "node_exporter_port"),
+    ("node_exporter", "main", {"node_exporter_install_method": "tarball"}, "node_exporter_install_method"),
+    ("node_exporter", "main", {"node_exporter_allowed_sources": {"a": 1}}, "node_exporter_allowed_sources"),
+    ("prometheus", "main", {"prometheus_install_method": "docker"}, "prometheus_install_method"),
+    (
+        "prometheus",
+        "main",
+        {"prometheus_alert_high_request_rate": "fast"},
+        "prometheus_alert_high_request_rate",
+    ),
+    ("prometheus", "main", {"prometheus_web_targets": {"web1": 5566}}, "prometheus_web_targets"),
+    ("prometheus", "main", {"prometheus_external_labels": ["env"]}, "prometheus_external_labels"),
+    ("prometheus", "render", {}, "prometheus_render_dir"),
+    (
+        "blackbox_exporter",
+        "main",
+        {"blackbox_exporter_icmp_enabled": "maybe"},
+        "blackbox_exporter_icmp_enabled",
+    ),
+    (
+        "blackbox_exporter",
+        "main",
+        {"blackbox_exporter_archive_arch": "sparc"},
+        "blackbox_exporter_archive_arch",
+    ),
+    ("blackbox_exporter", "render", {}, "blackbox_exporter_render_dir"),
+    ("common", "unit", {"common_unit_name": "x", "common_unit_description": "x"}, "common_unit_exec_start"),
+    ("common", "install_archive", {"common_archive_name": "x.tar.gz"}, "common_archive_sha256"),
+]
+
+
+def _case_block(number: int, role: str, entry: str, inputs: dict) -> dict:
+    include = {"name": role} if entry == "main" else {"name": role, "tasks_from": entry}
+    record = "{{ input_results + [%s] }}"
+    return {
+        "name": f"Case {number}",
+        "block": [
+            {"name": "Apply the bad input", "ansible.builtin.include_role": include, "vars": inputs},
+            {
+                "name": "Record that it was accepted",
+                "ansible.builtin.set_fact": {
+                    "input_results": record % f"{{'case': {number}, 'accepted': true}}"
+                },
+            },
+        ],
+        "rescue": [
+            {
+                "name": "Record how it failed",
+                "ansible.builtin.set_fact": {
+                    "input_results": record
+                    % (
+                        f"{{'case': {number}, 'accepted': false, 'action': ansible_failed_task.action, "
+                        "'msg': ansible_failed_result.msg | default('')}"
+                    )
+                },
+            }
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory) -> list[dict]:
+    workdir = tmp_path_factory.mktemp("role-inputs")
+    results = workdir / "results.json"
+    play = {
+        "name": "Apply bad inputs",
+        "hosts": "controller",
+        "gather_facts": False,
+        "vars": {"input_results": []},
+        "tasks": [_case_block(i, role, entry, inputs) for i, (role, entry, inputs, _) in enumerate(CASES)]
+        + [
+            {
+                "name": "Write the outcomes",
+                "ansible.builtin.copy": {
+                    "dest": str(results),
+                    "content": "{{ input_results | to_json }}",
+                    "mode": "0644",
+                },
+                "check_mode": False,
+            }
+        ],
+    }
+    playbook = workdir / "inputs.yml"
+    playbook.write_text(yaml.safe_dump([play], sort_keys=False))
+    run = ansible_playbook(playbook, {"all": {"hosts": {"controller": local_host()}}}, workdir, "--check")
+    assert run.returncode == 0, run.stdout + run.stderr
+    return json.loads(results.read_text())
+
+
+@pytest.mark.parametrize(("number", "case"), list(enumerate(CASES)), ids=[f"{c[0]}-{c[3]}" for c in CASES])
+def test_bad_input_fails_first_naming_the_variable(outcomes, number, case):
+    role, entry, inputs, variable = case
+    outcome = next(o for o in outcomes if o["case"] == number)
+    assert not outcome["accepted"], f"{role}/{entry} accepted {inputs}"
+    assert outcome["action"] == "ansible.builtin.validate_argument_spec", outcome
+    assert variable in outcome["msg"], outcome["msg"]
