@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from conduit import __version__
 from conduit.cli import main
-from conftest import APP_DIR
+from conduit_testing import APP_DIR
 
 
 @pytest.fixture

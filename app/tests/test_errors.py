@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_app
+from conduit_testing import make_app
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 from conduit import __version__, migrate
-from conftest import APP_DIR, sqlite_url
+from conduit_testing import APP_DIR, sqlite_url
 
 pytestmark = pytest.mark.gunicorn
 

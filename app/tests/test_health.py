@@ -7,7 +7,7 @@ import socket
 from conduit import __version__
 from conduit.app import create_app
 from conduit.config import load_config
-from conftest import make_app
+from conduit_testing import make_app
 
 
 def test_health_ok(client):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from conduit import __version__
-from conftest import make_app
+from conduit_testing import make_app
 
 
 def _samples(text: str, name: str) -> dict[str, float]:

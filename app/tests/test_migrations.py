@@ -9,7 +9,7 @@ from conduit import migrate
 from conduit.config import normalise_database_url
 from conduit.db import make_engine
 from conduit.models import Base
-from conftest import make_app, sqlite_url
+from conduit_testing import make_app, sqlite_url
 from sqlalchemy import inspect
 
 TABLES = {"users", "follows", "articles", "tags", "article_tags", "favorites", "comments", "alembic_version"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from conduit.api import articles, users
-from conftest import PASSWORD
+from conduit_testing import PASSWORD
 
 
 def _stale_first(monkeypatch, module, name, stale):

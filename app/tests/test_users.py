@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
-from conftest import PASSWORD
+from conduit_testing import PASSWORD
 
 
 def test_register_returns_201_and_user(api):
