@@ -15,9 +15,11 @@ short_description: Write several files in one call, each checked before it repla
 description:
   - Compares each file's content, owner, group and mode with what is on the host and changes only what
     differs, so a converged host costs one module call for all of a service's files.
-  - A file whose content changes is first written next to the live one and checked with its C(validate)
-    command; only when every changed file passes are they moved into place (each move is atomic). When
-    one fails, no file of the batch is replaced and the module fails with the checker's output.
+  - In the order given, a file whose content changes is first written next to the live one, checked with
+    its C(validate) command, and only then moved into place (atomically), so a later file's check sees
+    the earlier files (e.g. a configuration naming a rules file). A file that fails its check is never
+    moved; the module stops there and fails with the checker's output (C(replaced) lists the files of the
+    batch already in place).
   - Supports check mode (nothing is written or checked) and diff mode (except for C(secret) files).
 options:
   files:
@@ -153,24 +155,20 @@ def main():
     if module.check_mode or not plans:
         module.exit_json(**result)
 
-    candidates = []
-    try:
-        for spec, new, mode, uid, gid, content_changed, _ in plans:
-            if content_changed:
-                candidates.append((spec, _candidate(spec, new, mode, uid, gid)))
-                failure = _check(module, spec, candidates[-1][1])
-                if failure:
-                    module.fail_json(path=spec["path"], **failure)
-        # Every changed file passed its check: move them into place, then fix attributes of the others.
-        for spec, candidate in candidates:
+    replaced = []
+    for spec, new, mode, uid, gid, content_changed, _ in plans:
+        if not content_changed:
+            os.chown(spec["path"], uid, gid)
+            os.chmod(spec["path"], mode)
+            continue
+        candidate = _candidate(spec, new, mode, uid, gid)
+        try:
+            failure = _check(module, spec, candidate)
+            if failure:
+                module.fail_json(path=spec["path"], replaced=replaced, **failure)
             os.replace(candidate, spec["path"])
-        candidates = []
-        for spec, _, mode, uid, gid, content_changed, _ in plans:
-            if not content_changed:
-                os.chown(spec["path"], uid, gid)
-                os.chmod(spec["path"], mode)
-    finally:
-        for _, candidate in candidates:
+            replaced.append(spec["path"])
+        finally:
             if os.path.exists(candidate):
                 os.unlink(candidate)
     module.exit_json(**result)
