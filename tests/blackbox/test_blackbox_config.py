@@ -1,0 +1,147 @@
+"""The blackbox exporter's modules, rendered by the role's `render` entry point, checked by the exporter's
+own `--config.check` (Debian's binary, extracted on the controller from the package in the local cache),
+and probing for real: http_2xx against a local HTTP server, tcp_connect against its port."""
+
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DEB_CACHE = Path(os.environ.get("LOOKOUT_DEB_CACHE", Path.home() / ".cache" / "lookout" / "debs"))
+SHIPPED = {"http_2xx": "http", "http_2xx_tls": "http", "tcp_connect": "tcp", "icmp": "icmp"}
+
+
+def _run(*args, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("blackbox-render")
+    playbook = workdir / "render.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "Render blackbox.yml",
+                    "hosts": "all",
+                    "gather_facts": False,
+                    "tasks": [
+                        {
+                            "name": "Render",
+                            "ansible.builtin.include_role": {
+                                "name": "blackbox_exporter",
+                                "tasks_from": "render",
+                            },
+                        }
+                    ],
+                }
+            ]
+        )
+    )
+    inventory = workdir / "inventory.json"
+    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    host["blackbox_exporter_render_dir"] = str(workdir)
+    inventory.write_text(json.dumps({"all": {"hosts": {"controller": host}}}))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_ROLES_PATH=str(ROOT / "roles"))
+    env["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.builtin.timer"
+    playbook_bin = Path(sys.executable).with_name("ansible-playbook")
+    run = _run(str(playbook_bin), "-i", str(inventory), str(playbook), env=env, cwd=workdir)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return workdir / "blackbox.yml"
+
+
+@pytest.fixture(scope="module")
+def exporter(tmp_path_factory) -> Path:
+    """Debian's blackbox exporter, from the package (downloaded into the cache once)."""
+    DEB_CACHE.mkdir(parents=True, exist_ok=True)
+    debs = sorted(DEB_CACHE.glob("prometheus-blackbox-exporter_*.deb"))
+    if not debs:
+        if not shutil.which("apt-get"):
+            pytest.skip("no apt-get on this controller to fetch Debian's blackbox exporter")
+        fetched = _run("apt-get", "download", "-qq", "prometheus-blackbox-exporter", cwd=DEB_CACHE)
+        assert fetched.returncode == 0, fetched.stderr
+        debs = sorted(DEB_CACHE.glob("prometheus-blackbox-exporter_*.deb"))
+    root = tmp_path_factory.mktemp("blackbox-deb")
+    extracted = _run("dpkg-deb", "-x", str(debs[-1]), str(root))
+    assert extracted.returncode == 0, extracted.stderr
+    return root / "usr" / "bin" / "prometheus-blackbox-exporter"
+
+
+def test_the_shipped_modules(rendered):
+    modules = yaml.safe_load(rendered.read_text())["modules"]
+    assert {name: module["prober"] for name, module in modules.items()} == SHIPPED
+    tls = modules["http_2xx_tls"]["http"]
+    assert tls["fail_if_not_ssl"] is True
+    assert tls["tls_config"]["insecure_skip_verify"] is False
+
+
+def test_the_exporter_accepts_the_modules(rendered, exporter):
+    check = _run(str(exporter), "--config.check", f"--config.file={rendered}")
+    assert check.returncode == 0, check.stderr
+
+
+def test_the_exporter_refuses_a_broken_module(rendered, exporter, tmp_path):
+    broken = yaml.safe_load(rendered.read_text())
+    broken["modules"]["broken"] = {"prober": "http", "timeout": "soon"}
+    config = tmp_path / "blackbox.yml"
+    config.write_text(yaml.safe_dump(broken))
+    check = _run(str(exporter), "--config.check", f"--config.file={config}")
+    assert check.returncode != 0
+
+
+class _Ok(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_modules_probe(rendered, exporter, tmp_path):
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    listen = "127.0.0.1:19115"
+    process = subprocess.Popen(
+        [str(exporter), f"--config.file={rendered}", f"--web.listen-address={listen}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        target = f"127.0.0.1:{site.server_address[1]}"
+        results = {}
+        for module, probe_target in (("http_2xx", f"http://{target}/"), ("tcp_connect", target)):
+            for _ in range(50):
+                try:
+                    url = f"http://{listen}/probe?module={module}&target={probe_target}"
+                    body = urllib.request.urlopen(url, timeout=5).read().decode()
+                    break
+                except OSError:
+                    threading.Event().wait(0.1)
+            else:
+                pytest.fail("the exporter did not answer")
+            results[module] = [line for line in body.splitlines() if line.startswith("probe_success")]
+        # A plain-HTTP site fails the TLS module: it insists on TLS.
+        url = f"http://{listen}/probe?module=http_2xx_tls&target=http://{target}/"
+        body = urllib.request.urlopen(url, timeout=10).read().decode()
+        results["http_2xx_tls"] = [line for line in body.splitlines() if line.startswith("probe_success")]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        site.shutdown()
+    assert results == {
+        "http_2xx": ["probe_success 1"],
+        "tcp_connect": ["probe_success 1"],
+        "http_2xx_tls": ["probe_success 0"],
+    }
