@@ -31,7 +31,7 @@ lint: setup ## yamllint, ansible-lint (production profile), ruff, actionlint
 
 unit: setup ## pytest: repo-level tests (rules, routes, templates, dashboards), then the app's suite
 	pytest -c pytest.ini tests
-	cd app && pytest
+	cd app && pytest -ra
 
 molecule: setup ## every molecule scenario on local systemd containers (SCENARIOS=... to pick)
 	scripts/molecule-all.sh $(SCENARIOS)
