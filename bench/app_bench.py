@@ -11,7 +11,7 @@ Not a test: it prints figures (and optionally writes them as JSON). What it does
    /proc) per run, the mean per mode and the exporter overhead, both as lost throughput and as extra CPU
    per request (the latter hardly moves when other work shares the machine; throughput and p95 do);
 4. measures, in a separate process without HTTP, the CPU time the app itself spends per request with the
-   exporter on and off (best of 6 interleaved runs): the most load-independent view of the overhead.
+   exporter on and off (best of 8 interleaved runs): the most load-independent view of the overhead.
 
 Usage (from the repository root, with the venv that has the app's dependencies and k6):
 
@@ -256,7 +256,7 @@ def main() -> int:
     parser.add_argument("--inprocess-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inprocess_child:
-        inprocess_child(requests_per_run=2000, rounds=6)
+        inprocess_child(requests_per_run=1500, rounds=8)
         return 0
 
     k6 = find_k6()
