@@ -41,7 +41,10 @@ knob() {  # knob <name>: a knob of the demo inventory, as Ansible resolves it
 }
 
 up() {
-  command -v docker >/dev/null && docker info >/dev/null 2>&1 || { say "no Docker engine: run make setup"; exit 1; }
+  if ! docker info >/dev/null 2>&1; then
+    say "no Docker engine running: run make setup"
+    exit 1
+  fi
   exec 9>"$lock"
   if ! flock -n 9; then
     say "waiting for a molecule run on this machine to finish ($lock)"
@@ -85,8 +88,8 @@ EOF
 
 Trigger the alerts:
   WebsiteDown ($critical, after $down_for down):
-    docker exec web1 systemctl stop conduit      # then, to resolve it:
-    docker exec web1 systemctl start conduit
+    docker exec web1 systemctl stop conduit.socket conduit.service    # then, to resolve it:
+    docker exec web1 systemctl start conduit.socket conduit.service
   HighRequestRate ($warning, above $rate requests/s for $rate_for): the seed's 4-minute load test
     ansible-playbook -i $inventory playbooks/loadtest.yml
   or a 90-second one:
