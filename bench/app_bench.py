@@ -113,13 +113,21 @@ class Gunicorn:
         )
 
     def __enter__(self) -> Gunicorn:
+        try:
+            self._wait_until_healthy()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _wait_until_healthy(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if self.process.poll() is not None:
                 raise SystemExit(f"gunicorn exited with {self.process.returncode}; see {self.log.name}")
             try:
                 if requests.get(f"{self.url}/health", timeout=5).status_code == 200:
-                    return self
+                    return
             except (requests.ConnectionError, requests.Timeout):
                 pass
             if time.monotonic() > deadline:
@@ -127,7 +135,8 @@ class Gunicorn:
             time.sleep(0.2)
 
     def __exit__(self, *_exc) -> None:
-        self.process.send_signal(signal.SIGTERM)
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
