@@ -17,6 +17,17 @@ from inventory_helpers import make_test_inventory
 MY_ROLES = ("common", "node_exporter", "prometheus", "blackbox_exporter")
 
 
+def _probe_paths() -> list[str]:
+    """The paths the wiring probes on every web host, else the role's default."""
+    for wiring in sorted((ROOT / "group_vars" / "all").glob("*.yml")):
+        paths = (yaml.safe_load(wiring.read_text()) or {}).get("prometheus_blackbox_paths")
+        if paths is not None:
+            return paths
+    return yaml.safe_load((ROOT / "roles" / "prometheus" / "defaults" / "main.yml").read_text())[
+        "prometheus_blackbox_paths"
+    ]
+
+
 @pytest.fixture(scope="module")
 def configs(tmp_path_factory) -> dict[str, tuple[dict, dict]]:
     """env -> (inventory hosts.yml, the monitoring host's rendered prometheus.yml)."""
@@ -74,8 +85,9 @@ def test_jobs_follow_the_inventory(configs, env):
     probes = _job(config, "blackbox-http")
     assert probes["params"] == {"module": ["http_2xx"]}
     assert [c["labels"]["instance"] for c in probes["static_configs"]] == web
+    paths = _probe_paths()
     assert [c["targets"] for c in probes["static_configs"]] == [
-        [f"http://{t}/", f"http://{t}/health"] for t in web
+        [f"http://{t}{p}" for p in paths] for t in web
     ]
     assert {j["job_name"] for j in config["scrape_configs"]} == {
         "prometheus",
