@@ -14,7 +14,7 @@ SCENARIOS ?= $(filter $(EXISTING_SCENARIOS),$(SCENARIO_ORDER)) $(filter-out $(SC
 MOLECULE_LOCK ?= /tmp/lookout-molecule.lock
 ENV ?= demo
 
-.PHONY: help setup lint unit molecule test demo demo-down render clean-hosts bench
+.PHONY: help setup lint unit molecule test demo demo-down render clean-hosts bench-monitoring
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,8 +44,12 @@ demo: setup ## deploy the demo inventory to local systemd containers
 demo-down: ## remove the demo containers and network
 	scripts/demo.sh down
 
-render: setup ## render every monitoring config of ENV=<env> into build/<env>/ without touching hosts
-	ansible-playbook -i inventories/$(ENV) playbooks/render.yml -e lookout_render_dir=$(CURDIR)/build/$(ENV)
+render: setup ## render every monitoring config of ENV=<env> into build/<env>/ (VAULT_ID=<env>@<file> for vaulted envs)
+	ansible-playbook -i inventories/$(ENV) playbooks/render.yml -e lookout_render_dir=$(CURDIR)/build/$(ENV) \
+	  $(if $(VAULT_ID),--vault-id $(VAULT_ID))
+
+bench-monitoring: setup ## anchor comparison: node_exporter+prometheus+blackbox+alertmanager on one fresh host, 3 runs
+	bench/monitoring_bench.sh 3
 
 clean-hosts: ## remove every lookout test container and network left behind
 	scripts/cleanup.sh
