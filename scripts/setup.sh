@@ -63,15 +63,16 @@ setup_venv() {
   cp "$here/requirements-dev.txt" "$stamp"
 }
 
-# promtool and amtool run rule and route unit tests on the controller; only the tools are needed,
+# promtool and amtool run rule and route unit tests on the controller, the blackbox exporter feeds the
+# dashboard query tests; only the tools are needed,
 # so the Debian packages are installed without starting their daemons.
 setup_tools() {
-  if command -v promtool >/dev/null && command -v amtool >/dev/null; then
-    say "promtool and amtool present"
+  if command -v promtool >/dev/null && command -v amtool >/dev/null && command -v prometheus-blackbox-exporter >/dev/null; then
+    say "promtool, amtool and blackbox_exporter present"
     return 0
   fi
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d 2>/dev/null && chmod 0755 /usr/sbin/policy-rc.d
-  apt_install prometheus prometheus-alertmanager
+  apt_install prometheus prometheus-alertmanager prometheus-blackbox-exporter
   rm -f /usr/sbin/policy-rc.d
 }
 
