@@ -14,6 +14,8 @@ if ! flock -n 9; then
   echo "[molecule] waiting for another molecule run on this machine to finish ($lock)"
   flock 9
 fi
+# Hosts left by an interrupted earlier run (say, a killed session) would be reused half-configured.
+scripts/cleanup.sh
 trap 'scripts/cleanup.sh' EXIT
 trap 'exit 130' INT TERM
 
