@@ -50,7 +50,14 @@ up() {
     say "waiting for a molecule run on this machine to finish ($lock)"
     flock 9
   fi
-  local start=$SECONDS
+  local start=$SECONDS name scenario
+  for name in web1 monitor1 load1; do
+    scenario=$(docker inspect -f '{{ index .Config.Labels "lookout.scenario" }}' "$name" 2>/dev/null) || continue
+    if [ "$scenario" != demo ]; then
+      say "a container named $name is left from a test run (scenario '$scenario'): make clean-hosts first"
+      exit 1
+    fi
+  done
   say "creating web1, monitor1, load1 (network $LOOKOUT_TEST_NETWORK)"
   ansible-playbook molecule/_shared/create.yml -e "@$platforms"
   say "starting the local Slack receiver on monitor1"
@@ -107,8 +114,15 @@ down() {
     say "no Docker engine running: nothing to remove"
     return 0
   fi
-  ansible-playbook molecule/_shared/destroy.yml -e "@$platforms"
-  say "removed web1, monitor1, load1 and the $LOOKOUT_TEST_NETWORK network"
+  # Only the demo's own containers: a test run may be using the same host names right now.
+  local ids
+  ids=$(docker ps -aq --filter label=lookout.scenario=demo)
+  # shellcheck disable=SC2086 # one argument per container id
+  [ -z "$ids" ] || docker rm -f $ids >/dev/null
+  if docker network inspect "$LOOKOUT_TEST_NETWORK" >/dev/null 2>&1; then
+    docker network rm "$LOOKOUT_TEST_NETWORK" >/dev/null
+  fi
+  say "removed the demo's containers and the $LOOKOUT_TEST_NETWORK network"
 }
 
 case "${1:-}" in
