@@ -5,19 +5,12 @@ same wiring operators use (`group_vars/all/alertmanager.yml`) and by each enviro
 `inventories/<env>/group_vars/all/vars.yml` (secrets are not needed to render).
 """
 
-import json
-import os
-import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[2]
-ENVIRONMENTS = ("demo", "development", "testing", "production")
+from controller_helpers import tool
 
 
 @dataclass(frozen=True)
@@ -43,44 +36,5 @@ class Rendered:
         return str(self.directory / "templates" / "*.tmpl")
 
 
-def knobs(env: str) -> dict:
-    """The environment's knobs, as operators set them in its inventory."""
-    return yaml.safe_load((ROOT / "inventories" / env / "group_vars" / "all" / "vars.yml").read_text())
-
-
-def _tool(name: str) -> str:
-    found = shutil.which(name, path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    if not found:
-        pytest.fail(f"{name} not found on this controller; run `make setup`")
-    return found
-
-
 def amtool(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([_tool("amtool"), *args], capture_output=True, text=True, timeout=30, check=False)
-
-
-def ansible_playbook(
-    playbook: Path, inventory: dict, workdir: Path, *extra: str
-) -> subprocess.CompletedProcess:
-    inventory_file = workdir / "inventory.json"
-    inventory_file.write_text(json.dumps(inventory))
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_LOCAL_TEMP=str(workdir / ".ansible-tmp"),
-    )
-    return subprocess.run(
-        [_tool("ansible-playbook"), "-i", str(inventory_file), str(playbook), *extra],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=env,
-        cwd=workdir,
-    )
-
-
-def local_host(**hostvars) -> dict:
-    return {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, **hostvars}
+    return subprocess.run([tool("amtool"), *args], capture_output=True, text=True, timeout=30, check=False)

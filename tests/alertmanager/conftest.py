@@ -2,7 +2,8 @@
 
 import pytest
 import yaml
-from alertmanager_helpers import ENVIRONMENTS, ROOT, Rendered, ansible_playbook, knobs, local_host
+from alertmanager_helpers import Rendered
+from controller_helpers import ENVIRONMENTS, ROOT, ansible_playbook, knobs, local_host
 
 
 @pytest.fixture(scope="session")

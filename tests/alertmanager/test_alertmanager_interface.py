@@ -4,7 +4,7 @@ import re
 
 import pytest
 import yaml
-from alertmanager_helpers import ROOT, ansible_playbook, knobs, local_host
+from controller_helpers import ROOT, ansible_playbook, knobs, local_host
 
 CHANNELS = {"critical": "#alerts", "warning": "#warnings"}
 URL = "http://127.0.0.1:5001/services/test"

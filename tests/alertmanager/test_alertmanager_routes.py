@@ -3,7 +3,8 @@
 import re
 
 import pytest
-from alertmanager_helpers import ENVIRONMENTS, amtool
+from alertmanager_helpers import amtool
+from controller_helpers import ENVIRONMENTS
 
 DEFAULT_SEVERITY = "warning"
 

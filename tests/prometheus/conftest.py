@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from prometheus_helpers import ENVIRONMENTS, ROOT, ansible_playbook, knobs, local_host
-
-DEFAULTS = "role-defaults"
+from controller_helpers import ENVIRONMENTS, ROOT, ansible_playbook, knobs, local_host
+from prometheus_helpers import DEFAULTS
 
 
 @dataclass(frozen=True)

@@ -6,61 +6,18 @@ The rules are rendered by the role's own `render` entry point (ansible-playbook 
 with the role defaults and with every environment's knobs wired by `group_vars/all/prometheus.yml`.
 """
 
-import json
 import math
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-import pytest
 import yaml
+from controller_helpers import tool
 
-ROOT = Path(__file__).resolve().parents[2]
-ENVIRONMENTS = ("demo", "development", "testing", "production")
+# The name under which the rules rendered with the role defaults alone are kept.
+DEFAULTS = "role-defaults"
+
 # The scenarios' sample spacing and the rule evaluation interval of the promtool tests.
 STEP = 15
-
-
-def knobs(env: str) -> dict:
-    """The environment's knobs, as operators set them in its inventory."""
-    return yaml.safe_load((ROOT / "inventories" / env / "group_vars" / "all" / "vars.yml").read_text())
-
-
-def tool(name: str) -> str:
-    found = shutil.which(name, path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    if not found:
-        pytest.fail(f"{name} not found on this controller; run `make setup`")
-    return found
-
-
-def ansible_playbook(
-    playbook: Path, inventory: dict, workdir: Path, *extra: str
-) -> subprocess.CompletedProcess:
-    inventory_file = workdir / "inventory.json"
-    inventory_file.write_text(json.dumps(inventory))
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_LOCAL_TEMP=str(workdir / ".ansible-tmp"),
-        ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.timer",
-    )
-    return subprocess.run(
-        [tool("ansible-playbook"), "-i", str(inventory_file), str(playbook), *extra],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=env,
-        cwd=workdir,
-    )
-
-
-def local_host(**hostvars) -> dict:
-    return {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, **hostvars}
 
 
 def seconds(duration: str) -> int:

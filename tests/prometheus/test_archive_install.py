@@ -12,7 +12,7 @@ import threading
 
 import pytest
 import yaml
-from prometheus_helpers import ansible_playbook, local_host
+from controller_helpers import ansible_playbook, local_host
 
 NAME = "demo_exporter-1.0.0.linux-amd64"
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import yaml
-from prometheus_helpers import ENVIRONMENTS, ROOT, tool
+from controller_helpers import ENVIRONMENTS, ROOT, tool
 
 sys.path.insert(0, str(ROOT / "tests" / "inventories"))
 from inventory_helpers import make_test_inventory

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import yaml
-from prometheus_helpers import ansible_playbook, local_host
+from controller_helpers import ansible_playbook, local_host
 
 # (role, entry point, bad inputs, the variable the failure must name)
 CASES = [

@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass, field
 
 import pytest
-from conftest import DEFAULTS
+from controller_helpers import ENVIRONMENTS
 from prometheus_helpers import (
-    ENVIRONMENTS,
+    DEFAULTS,
     STEP,
     expand,
     histogram_quantile,
