@@ -8,9 +8,8 @@
 #   VERSION   Conduit version, as scripts/ci-version.sh gave it to the wheel
 #   --check   preview: ansible-playbook --check --diff; nothing changes on the hosts
 #   --wheel   the wheel CI built for VERSION; default artifacts/conduit-VERSION-py3-none-any.whl when
-#             present. Its version must be VERSION. It is handed to the conduit role as
-#             conduit_app_wheel when the role declares that input; otherwise the role builds VERSION
-#             from app/ of this checkout (the same commit CI built the wheel from).
+#             present. Its version must be VERSION. The conduit role deploys it as it is
+#             (conduit_app_wheel); without one the role builds VERSION from app/ of this checkout.
 #
 # Knobs (environment):
 #   LOOKOUT_INVENTORY        inventories to use instead of inventories/ENV, separated by spaces (e.g.
@@ -26,7 +25,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 say() { printf '[ci-deploy] %s\n' "$*" >&2; }
 die() { printf '[ci-deploy] ERROR: %s\n' "$*" >&2; exit 2; }
-usage() { sed -n '4,13s/^# \{0,1\}//p' "$0" >&2; exit 2; }
+usage() { sed -n '4,12s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 
 [ $# -ge 2 ] || usage
 environment=$1 version=$2
@@ -72,13 +71,7 @@ trap cleanup EXIT
 args=()
 for inventory in "${inventories[@]}"; do args+=(-i "$inventory"); done
 args+=(playbooks/deploy.yml -e "conduit_version=$version")
-if [ -n "$wheel" ]; then
-  if grep -qE '^ +conduit_app_wheel:' roles/conduit/meta/argument_specs.yml 2>/dev/null; then
-    args+=(-e "conduit_app_wheel=$wheel")
-  else
-    say "roles/conduit takes no conduit_app_wheel: it builds $version from app/ of this checkout"
-  fi
-fi
+if [ -n "$wheel" ]; then args+=(-e "conduit_app_wheel=$wheel"); fi
 if [ -n "${LOOKOUT_VAULT_PASSWORD:-}" ]; then
   (umask 077 && printf '%s\n' "$LOOKOUT_VAULT_PASSWORD" >"$secrets/vault-password")
   args+=(--vault-id "$environment@$secrets/vault-password")

@@ -233,23 +233,22 @@ def recorded(root: Path, name: str) -> str:
     return (root.parent / "record" / name).read_text()
 
 
-def test_deploy_runs_the_operators_playbook(deploy_root):
-    result = deploy(deploy_root, "testing", "1.4.1")
+def test_deploy_runs_the_operators_playbook_with_the_built_wheel(deploy_root):
+    deploy(deploy_root, "testing", "1.4.1")
     args = recorded(deploy_root, "args").splitlines()
-    assert args == ["-i", "inventories/testing", "playbooks/deploy.yml", "-e", "conduit_version=1.4.1"]
-    assert "builds 1.4.1 from app/" in result.stderr
+    wheel = deploy_root / "artifacts" / "conduit-1.4.1-py3-none-any.whl"
+    assert args == [
+        "-i", "inventories/testing", "playbooks/deploy.yml", "-e", "conduit_version=1.4.1",
+        "-e", f"conduit_app_wheel={wheel}",
+    ]  # fmt: skip
     assert recorded(deploy_root, "ssh").splitlines() == ["unset", "unset"]
 
 
-def test_the_built_wheel_goes_to_a_role_that_takes_it(deploy_root):
-    meta = deploy_root / "roles" / "conduit" / "meta"
-    meta.mkdir(parents=True)
-    (meta / "argument_specs.yml").write_text(
-        "argument_specs:\n  main:\n    options:\n      conduit_app_wheel:\n        type: path\n"
-    )
+def test_without_a_wheel_the_role_builds_the_version(deploy_root):
+    (deploy_root / "artifacts" / "conduit-1.4.1-py3-none-any.whl").unlink()
     deploy(deploy_root, "testing", "1.4.1")
-    wheel = deploy_root / "artifacts" / "conduit-1.4.1-py3-none-any.whl"
-    assert recorded(deploy_root, "args").splitlines()[-2:] == ["-e", f"conduit_app_wheel={wheel}"]
+    args = recorded(deploy_root, "args").splitlines()
+    assert args == ["-i", "inventories/testing", "playbooks/deploy.yml", "-e", "conduit_version=1.4.1"]
 
 
 def test_preview_is_check_and_diff(deploy_root):
@@ -296,11 +295,6 @@ def test_wheel_of_another_version_is_refused(deploy_root):
     result = deploy(deploy_root, "testing", "1.4.2", "--wheel", wheel, check=False)
     assert result.returncode == 2
     assert "holds version 1.4.1, not 1.4.2" in result.stderr
-
-
-def test_without_wheel_the_version_alone_is_passed(deploy_root):
-    deploy(deploy_root, "testing", "1.4.7")
-    assert recorded(deploy_root, "args").splitlines()[-1] == "conduit_version=1.4.7"
 
 
 @pytest.mark.parametrize(

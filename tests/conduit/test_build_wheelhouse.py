@@ -150,3 +150,52 @@ def test_bad_arguments_are_refused(builder, source, tmp_path, flag, value):
 def test_a_source_without_pyproject_is_refused(builder, tmp_path):
     with pytest.raises(SystemExit):
         builder.parse_args(_args(tmp_path, tmp_path, "pip"))
+
+
+def _given_wheel(tmp_path, version="1.2.0", content="ci build"):
+    wheel = tmp_path / "ci" / f"conduit-{version}-py3-none-any.whl"
+    wheel.parent.mkdir(exist_ok=True)
+    wheel.write_text(content)
+    return wheel
+
+
+def test_a_given_wheel_is_used_as_is(builder, fake_pip, source, tmp_path):
+    pip, calls = fake_pip
+    cache = tmp_path / "cache"
+    wheel = _given_wheel(tmp_path)
+    archive = builder.build(builder.parse_args([*_args(source, cache, pip), "--wheel", str(wheel)]))
+    assert [call[0] for call in calls()] == ["download", "download"]
+    assert calls()[0][-1] == str(cache / "1.2.0" / "app" / wheel.name)
+    assert (cache / "1.2.0" / "app" / wheel.name).read_text() == "ci build"
+    assert archive.is_file()
+
+
+def test_a_given_wheel_needs_no_source(builder, fake_pip, tmp_path):
+    pip, _ = fake_pip
+    args = _args(tmp_path / "nowhere", tmp_path / "cache", pip)
+    args[args.index("--source") + 1] = ""
+    with pytest.raises(SystemExit):
+        builder.parse_args(args)
+    assert builder.parse_args([*args, "--wheel", str(_given_wheel(tmp_path))]).wheel
+
+
+def test_a_given_wheel_of_another_version_is_refused(builder, fake_pip, source, tmp_path, capsys):
+    pip, calls = fake_pip
+    wheel = _given_wheel(tmp_path, version="1.3.0")
+    with pytest.raises(SystemExit, match=r"holds version 1\.3\.0, not 1\.2\.0"):
+        builder.build(builder.parse_args([*_args(source, tmp_path / "cache", pip), "--wheel", str(wheel)]))
+    assert calls() == []
+
+
+def test_another_build_under_a_cached_version_is_refused(builder, fake_pip, source, tmp_path):
+    pip, calls = fake_pip
+    cache = tmp_path / "cache"
+    builder.build(builder.parse_args([*_args(source, cache, pip), "--wheel", str(_given_wheel(tmp_path))]))
+    before = len(calls())
+    same = [*_args(source, cache, pip), "--wheel", str(_given_wheel(tmp_path))]
+    assert builder.build(builder.parse_args(same)).is_file()
+    assert len(calls()) == before
+    other = [*_args(source, cache, pip), "--wheel", str(_given_wheel(tmp_path, content="rebuilt"))]
+    with pytest.raises(SystemExit, match="already cached from another build"):
+        builder.build(builder.parse_args(other))
+    assert (cache / "1.2.0" / "app" / "conduit-1.2.0-py3-none-any.whl").read_text() == "ci build"

@@ -1,0 +1,77 @@
+"""The role's input checks that need more than the argument spec, run on the controller through the
+role's own preflight tasks: a wheel handed to the role (CI's artifact) must exist and carry the version
+being deployed, and the failure names the variable."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
+PLAY = """
+- name: Run the conduit role's input checks
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Check the inputs
+      ansible.builtin.include_role:
+        name: conduit
+        tasks_from: preflight
+"""
+
+
+def _preflight(tmp_path: Path, **inputs) -> subprocess.CompletedProcess:
+    play = tmp_path / "preflight.yml"
+    play.write_text(PLAY)
+    extra = {
+        "ansible_python_interpreter": sys.executable,
+        "conduit_version": "1.4.0",
+        "conduit_secret_key": "k" * 40,
+        **inputs,
+    }
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    return subprocess.run(
+        [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", str(play), "-e", json.dumps(extra)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        cwd=ROOT,
+    )
+
+
+def _wheel(tmp_path: Path, version: str) -> Path:
+    wheel = tmp_path / f"conduit-{version}-py3-none-any.whl"
+    wheel.write_bytes(b"wheel")
+    return wheel
+
+
+@pytest.mark.parametrize("version", ["1.4.0", "1.4.0.dev7+g0123abcd"])
+def test_a_wheel_of_the_version_is_accepted(tmp_path, version):
+    run = _preflight(tmp_path, conduit_version=version, conduit_app_wheel=str(_wheel(tmp_path, version)))
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_no_wheel_is_accepted(tmp_path):
+    run = _preflight(tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.mark.parametrize(
+    "wheel",
+    ["missing", "other-version", "not-a-wheel"],
+)
+def test_a_wrong_wheel_is_refused_by_name(tmp_path, wheel):
+    paths = {
+        "missing": tmp_path / "conduit-1.4.0-py3-none-any.whl",
+        "other-version": _wheel(tmp_path, "1.3.9"),
+        "not-a-wheel": tmp_path,
+    }
+    run = _preflight(tmp_path, conduit_app_wheel=str(paths[wheel]))
+    assert run.returncode != 0
+    message = "conduit: conduit_app_wheel must be empty or a wheel file on the controller named conduit-1.4.0"
+    assert message in run.stdout, run.stdout
