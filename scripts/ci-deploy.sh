@@ -99,6 +99,8 @@ set -e
 # For the run's page: what changed (or would change) and the recap, so an approver reads the preview
 # without scrolling the log.
 if [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
+  # Plain text whatever the run printed: colour escapes (ANSIBLE_FORCE_COLOR) and carriage returns out.
+  sed -e $'s/\e\\[[0-9;]*[A-Za-z]//g' -e $'s/\r$//' "$secrets/log" >"$secrets/plain"
   {
     # shellcheck disable=SC2016 # Markdown backticks
     printf '### %s of conduit `%s` to `%s`: %s\n\n' "$mode" "$version" "$environment" \
@@ -106,9 +108,9 @@ if [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
     printf 'Tasks that %s:\n\n' "$([ "$check" = true ] && echo "would change something" || echo "changed something")"
     awk '/^TASK \[/ { task = $0; sub(/^TASK \[/, "", task); sub(/\].*$/, "", task) }
          /^changed: / && !(task in seen) { seen[task] = 1; n++; print "- " task }
-         END { if (n == 0) print "- none" }' "$secrets/log"
+         END { if (n == 0) print "- none" }' "$secrets/plain"
     printf '\n```\n'
-    sed -n '/^PLAY RECAP/,$p' "$secrets/log"
+    sed -n '/^PLAY RECAP/,$p' "$secrets/plain"
     printf '```\n'
   } >>"$GITHUB_STEP_SUMMARY"
 fi

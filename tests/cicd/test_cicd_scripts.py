@@ -187,12 +187,14 @@ for a in "$@"; do
 done
 ssh-add -l >"$out/agent" 2>&1 || true
 printf '%s\\n' "${ANSIBLE_HOST_KEY_CHECKING:-unset}" "${ANSIBLE_SSH_COMMON_ARGS:-unset}" >"$out/ssh"
+# ANSIBLE_FORCE_COLOR (molecule sets it, so may an operator): escapes around names and counts.
+if [ -n "${ANSIBLE_FORCE_COLOR:-}" ]; then c=$'\\e[0;33m' o=$'\\e[0m'; else c="" o=""; fi
 echo "TASK [conduit : Install the wheel] ***"
-[ -n "${FAKE_UNCHANGED:-}" ] && echo "ok: [web1]" || echo "changed: [web1]"
+[ -n "${FAKE_UNCHANGED:-}" ] && echo "ok: [web1]" || echo "${c}changed: [web1]${o}"
 echo "TASK [conduit : Restart gunicorn] ***"
 echo "ok: [web1]"
 echo "PLAY RECAP ***"
-echo "web1 : ok=2 changed=1 unreachable=0 failed=0"
+printf '%s\r\n' "${c}web1${o} : ok=2 ${c}changed=1${o} unreachable=0 failed=0"
 exit "${FAKE_RC:-0}"
 """
 
@@ -315,6 +317,15 @@ def test_summary_says_when_nothing_changes(deploy_root, tmp_path):
     summary = tmp_path / "summary.md"
     deploy(deploy_root, "testing", "1.4.1", "--check", FAKE_UNCHANGED="1", GITHUB_STEP_SUMMARY=str(summary))
     assert "would change something:\n\n- none\n" in summary.read_text()
+
+
+def test_summary_reads_a_coloured_log(deploy_root, tmp_path):
+    summary = tmp_path / "summary.md"
+    deploy(deploy_root, "testing", "1.4.1", ANSIBLE_FORCE_COLOR="1", GITHUB_STEP_SUMMARY=str(summary))
+    text = summary.read_text()
+    assert "changed something:\n\n- conduit : Install the wheel\n" in text
+    assert "web1 : ok=2 changed=1 unreachable=0 failed=0\n" in text
+    assert "\x1b" not in text and "\r" not in text
 
 
 def test_failure_is_passed_on_and_summarised(deploy_root, tmp_path):
