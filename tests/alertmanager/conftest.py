@@ -1,9 +1,14 @@
-"""Renders the alertmanager role's configuration for every environment, once per test session."""
+"""Renders the alertmanager role's configuration for every environment, once per test session.
+
+The environments with `lookout_auth_enabled` also get the web configuration (basic auth), hashed from
+MONITORING_PASSWORD, which stands in for the vault's vault_monitoring_password."""
 
 import pytest
 import yaml
 from alertmanager_helpers import Rendered
 from controller_helpers import ENVIRONMENTS, ROOT, ansible_playbook, knobs, local_host
+
+MONITORING_PASSWORD = "test-monitoring-password"
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +42,7 @@ def rendered(tmp_path_factory) -> dict[str, Rendered]:
         # The rendered files refer to their own directory, so amtool also finds the templates.
         hosts[env] = local_host(
             **results[env].knobs,
+            vault_monitoring_password=MONITORING_PASSWORD,
             alertmanager_render_dir=str(directory),
             alertmanager_config_dir=str(directory),
         )

@@ -8,6 +8,9 @@ from controller_helpers import ROOT, ansible_playbook, knobs, local_host
 
 CHANNELS = {"critical": "#alerts", "warning": "#warnings"}
 URL = "http://127.0.0.1:5001/services/test"
+MONITORING_PASSWORD = "test-monitoring-password"
+# 73 bytes: one more than bcrypt reads.
+LONG_PASSWORD = "p" * 73
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +58,39 @@ def run_output(tmp_path_factory) -> tuple[dict[str, str], str]:
                     alertmanager_slack_api_url="hooks.slack.com/x",
                     **scratch,
                 ),
+                "auth_without_users": local_host(
+                    alertmanager_slack_channels=CHANNELS,
+                    alertmanager_slack_api_url=URL,
+                    alertmanager_web_basic_auth_enabled=True,
+                    **scratch,
+                ),
+                "auth_empty_password": local_host(
+                    alertmanager_slack_channels=CHANNELS,
+                    alertmanager_slack_api_url=URL,
+                    alertmanager_web_basic_auth_enabled=True,
+                    alertmanager_web_basic_auth_users={"lookout": ""},
+                    **scratch,
+                ),
+                "auth_password_too_long": local_host(
+                    alertmanager_slack_channels=CHANNELS,
+                    alertmanager_slack_api_url=URL,
+                    alertmanager_web_basic_auth_enabled=True,
+                    alertmanager_web_basic_auth_users={"lookout": LONG_PASSWORD},
+                    **scratch,
+                ),
             }
         },
-        # The operators' wiring, with the environment's knobs but without its vault.
-        "wired": {"hosts": {"vault_secret_missing": local_host(**knobs("testing"), **wiring, **scratch)}},
+        # The operators' wiring, with the environment's knobs but without (part of) its vault.
+        "wired": {
+            "hosts": {
+                "vault_secret_missing": local_host(
+                    **knobs("testing"), **wiring, **scratch, vault_monitoring_password=MONITORING_PASSWORD
+                ),
+                "monitoring_password_missing": local_host(
+                    **knobs("testing"), **wiring, **scratch, vault_slack_webhook_url=URL
+                ),
+            }
+        },
     }
     run = ansible_playbook(playbook, {"all": {"children": hosts}}, workdir, "--check")
     output = run.stdout + run.stderr
@@ -92,6 +124,10 @@ def failures(run_output) -> dict[str, str]:
         ("default_severity_without_channel", "alertmanager_slack_default_severity"),
         ("url_not_http", "alertmanager_slack_api_url"),
         ("vault_secret_missing", "vault_slack_webhook_url"),
+        ("monitoring_password_missing", "vault_monitoring_password"),
+        ("auth_without_users", "alertmanager_web_basic_auth_users"),
+        ("auth_empty_password", "alertmanager_web_basic_auth_users"),
+        ("auth_password_too_long", "alertmanager_web_basic_auth_users"),
     ],
 )
 def test_bad_input_fails_naming_the_variable(failures, host, variable):
@@ -101,4 +137,6 @@ def test_bad_input_fails_naming_the_variable(failures, host, variable):
 def test_a_secret_is_never_printed(run_output):
     output = run_output[1]
     assert URL not in output
+    assert MONITORING_PASSWORD not in output
+    assert LONG_PASSWORD not in output
     assert "hooks.slack.com/x" not in output

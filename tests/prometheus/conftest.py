@@ -1,5 +1,6 @@
 """Renders the prometheus role's rules and configuration once per test session: with the role defaults,
-and for every environment with its knobs wired by group_vars/all/prometheus.yml."""
+and for every environment with its knobs wired by group_vars/all/prometheus.yml (MONITORING_PASSWORD stands in
+for the vault's vault_monitoring_password, which environments with lookout_auth_enabled need)."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,6 +9,8 @@ import pytest
 import yaml
 from controller_helpers import ENVIRONMENTS, ROOT, ansible_playbook, knobs, local_host
 from prometheus_helpers import DEFAULTS
+
+MONITORING_PASSWORD = "test-monitoring-password"
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,11 @@ def rendered(tmp_path_factory) -> dict[str, Rendered]:
         "defaults": {"hosts": {DEFAULTS: local_host(prometheus_render_dir=str(workdir / DEFAULTS))}},
         "environments": {
             "hosts": {
-                env: local_host(**r.knobs, prometheus_render_dir=str(r.directory))
+                env: local_host(
+                    **r.knobs,
+                    vault_monitoring_password=MONITORING_PASSWORD,
+                    prometheus_render_dir=str(r.directory),
+                )
                 for env, r in results.items()
                 if env != DEFAULTS
             }
