@@ -1,7 +1,11 @@
 """The blackbox exporter's modules, rendered by the role's `render` entry point, checked by the exporter's
 own `--config.check` (Debian's binary, extracted on the controller from the package in the local cache),
-and probing for real: http_2xx against a local HTTP server, tcp_connect against its port."""
+and probing for real: http_2xx against a local HTTP server, tcp_connect against its port. With basic auth
+on, the rendered web configuration verifies against the password and passes `promtool check web-config`,
+and the exporter started with it answers 401 without (or with wrong) credentials and 200 with them, on
+/probe as on every other path."""
 
+import base64
 import http.server
 import json
 import os
@@ -9,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -145,3 +150,123 @@ def test_the_modules_probe(rendered, exporter, tmp_path):
         "tcp_connect": ["probe_success 1"],
         "http_2xx_tls": ["probe_success 0"],
     }
+
+
+AUTH_USER = "lookout"
+AUTH_PASSWORD = "blackbox-test-password"
+
+
+@pytest.fixture(scope="module")
+def rendered_with_auth(tmp_path_factory) -> Path:
+    """The role's render entry with basic auth on; the configuration directory is the render directory, so
+    the web configuration lands where the exporter is told to read it."""
+    workdir = tmp_path_factory.mktemp("blackbox-auth-render")
+    playbook = workdir / "render.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "Render blackbox.yml and blackbox-web.yml",
+                    "hosts": "all",
+                    "gather_facts": False,
+                    "tasks": [
+                        {
+                            "name": "Render",
+                            "ansible.builtin.include_role": {
+                                "name": "blackbox_exporter",
+                                "tasks_from": "render",
+                            },
+                        }
+                    ],
+                }
+            ]
+        )
+    )
+    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    host |= {
+        "blackbox_exporter_render_dir": str(workdir),
+        "blackbox_exporter_config_dir": str(workdir),
+        "blackbox_exporter_web_basic_auth_enabled": True,
+        "blackbox_exporter_web_basic_auth_users": {AUTH_USER: AUTH_PASSWORD},
+    }
+    inventory = workdir / "inventory.json"
+    inventory.write_text(json.dumps({"all": {"hosts": {"monitor1": host}}}))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_ROLES_PATH=str(ROOT / "roles"))
+    env["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.builtin.timer"
+    playbook_bin = Path(sys.executable).with_name("ansible-playbook")
+    run = _run(str(playbook_bin), "-i", str(inventory), str(playbook), env=env, cwd=workdir)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert AUTH_PASSWORD not in run.stdout + run.stderr
+    return workdir
+
+
+def test_the_rendered_web_configuration(rendered_with_auth):
+    import bcrypt
+
+    web = rendered_with_auth / "blackbox-web.yml"
+    text = web.read_text()
+    assert AUTH_PASSWORD not in text
+    users = yaml.safe_load(text)["basic_auth_users"]
+    assert list(users) == [AUTH_USER]
+    assert bcrypt.checkpw(AUTH_PASSWORD.encode(), users[AUTH_USER].encode())
+    check = _run(shutil.which("promtool") or "promtool", "check", "web-config", str(web))
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def _status(url: str, user: str | None = None, password: str | None = None) -> int:
+    request = urllib.request.Request(url)
+    if user is not None:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except urllib.error.URLError:
+        return 0
+
+
+def test_the_exporter_requires_the_user(rendered_with_auth, exporter):
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    listen = "127.0.0.1:19116"
+    process = subprocess.Popen(
+        [
+            str(exporter),
+            f"--config.file={rendered_with_auth / 'blackbox.yml'}",
+            f"--web.config.file={rendered_with_auth / 'blackbox-web.yml'}",
+            f"--web.listen-address={listen}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            if _status(f"http://{listen}/-/ready", AUTH_USER, AUTH_PASSWORD) == 200:
+                break
+            threading.Event().wait(0.1)
+        probe = f"http://{listen}/probe?module=http_2xx&target=http://127.0.0.1:{site.server_address[1]}/"
+        statuses = {
+            path: (
+                _status(f"http://{listen}{path}"),
+                _status(f"http://{listen}{path}", AUTH_USER, "wrong-password"),
+                _status(f"http://{listen}{path}", AUTH_USER, AUTH_PASSWORD),
+            )
+            for path in ("/-/ready", "/metrics", "/")
+        }
+        statuses["/probe"] = (
+            _status(probe),
+            _status(probe, AUTH_USER, "wrong-password"),
+            _status(probe, AUTH_USER, AUTH_PASSWORD),
+        )
+        request = urllib.request.Request(probe)
+        token = base64.b64encode(f"{AUTH_USER}:{AUTH_PASSWORD}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+        body = urllib.request.urlopen(request, timeout=10).read().decode()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        site.shutdown()
+    assert statuses == {path: (401, 401, 200) for path in ("/-/ready", "/metrics", "/", "/probe")}
+    assert "probe_success 1" in body.splitlines()

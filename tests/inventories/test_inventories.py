@@ -6,7 +6,9 @@
   group_vars, so a collision would silently override the environment;
 - every knob an inventory defines is consumed somewhere, and roles never read knobs directly;
 - playbooks/*.yml see the top-level group_vars/ (playbooks/group_vars links to it);
-- in every environment (with a generated test vault) every top-level wiring variable resolves.
+- in every environment (with a generated test vault) every top-level wiring variable resolves;
+- k6 presents the monitoring credentials to Prometheus' remote-write receiver exactly when auth and remote
+  write are both on.
 """
 
 import json
@@ -36,6 +38,7 @@ CONTRACT_SECRETS = {
     "vault_conduit_secret_key",
     "vault_conduit_database_password",
     "vault_grafana_admin_password",
+    "vault_monitoring_password",
 }
 KNOB = re.compile(r"\b(?:lookout|vault)_[a-z0-9_]+\b")
 
@@ -216,3 +219,26 @@ def test_wiring_resolves_in_every_env(env, tmp_path):
     for line in run.stdout.splitlines():
         resolved = json.loads(line.split(" => ", 1)[1])["msg"]
         assert set(json.loads(resolved) if isinstance(resolved, str) else resolved) == set(keys)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_k6_remote_write_authenticates_when_auth_is_on(env, tmp_path):
+    inventory, password_file = make_test_inventory(env, tmp_path)
+    expression = (
+        "{{ {'url': k6_prometheus_rw_url, 'user': k6_prometheus_rw_username,"
+        " 'password': k6_prometheus_rw_password, 'vault': vault_monitoring_password} | to_json }}"
+    )
+    command = [ANSIBLE, "-i", str(inventory), "monitoring[0]", "--playbook-dir", str(ROOT / "playbooks")]
+    command += ["-m", "ansible.builtin.debug", "-a", f"msg={expression}", "-o"]
+    if password_file:
+        command += ["--vault-id", f"{env}@{password_file}"]
+    run = subprocess.run(command, capture_output=True, text=True, env=_ansible_env(), check=False, cwd="/")
+    assert run.returncode == 0, run.stdout + run.stderr
+    message = json.loads(run.stdout.split(" => ", 1)[1])["msg"]
+    wired = json.loads(message) if isinstance(message, str) else message
+    knobs = _knobs(env)
+    if knobs["lookout_auth_enabled"] and knobs["lookout_loadtest_remote_write"]:
+        assert wired["url"].endswith("/api/v1/write")
+        assert (wired["user"], wired["password"]) == (knobs["lookout_monitoring_user"], wired["vault"])
+    else:
+        assert (wired["user"], wired["password"]) == ("", "")

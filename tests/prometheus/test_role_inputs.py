@@ -1,6 +1,8 @@
 """A wrong type, an unknown choice or a missing required input stops a role at its first task (the argument
 spec check, on the controller), naming the variable, before anything on a host can change. One playbook on
-the controller, in check mode, applies every bad input in its own block and records how each failed."""
+the controller, in check mode, applies every bad input in its own block and records how each failed.
+Inputs a type cannot judge (basic auth required when enabled, password length) fail at the role's preflight
+assert instead, still before the host changes and naming the variable, never showing a password."""
 
 import json
 
@@ -38,7 +40,65 @@ CASES = [
     ("blackbox_exporter", "render", {}, "blackbox_exporter_render_dir"),
     ("common", "unit", {"common_unit_name": "x", "common_unit_description": "x"}, "common_unit_exec_start"),
     ("common", "install_archive", {"common_archive_name": "x.tar.gz"}, "common_archive_sha256"),
+    (
+        "prometheus",
+        "main",
+        {"prometheus_web_basic_auth_users": ["lookout"]},
+        "prometheus_web_basic_auth_users",
+    ),
+    (
+        "common",
+        "web_config",
+        {"common_web_config_path": "/etc/x-web.yml", "common_web_config_group": "x"},
+        "common_web_config_users",
+    ),
 ]
+# A password in a failure message would leak; these must never appear in the output.
+SECRET = "preflight-secret-password"
+LONG = "p" * 73
+ENABLED = {"prometheus_web_basic_auth_enabled": True}
+BLACKBOX_ENABLED = {"blackbox_exporter_web_basic_auth_enabled": True}
+PREFLIGHT_CASES = [
+    ("prometheus", "main", ENABLED, "prometheus_web_basic_auth_users"),
+    (
+        "prometheus",
+        "main",
+        {**ENABLED, "prometheus_web_basic_auth_users": {"lookout": ""}},
+        "prometheus_web_basic_auth_users",
+    ),
+    (
+        "prometheus",
+        "main",
+        {**ENABLED, "prometheus_web_basic_auth_users": {"look out": SECRET}},
+        "prometheus_web_basic_auth_users",
+    ),
+    (
+        "prometheus",
+        "main",
+        {**ENABLED, "prometheus_web_basic_auth_users": {"lookout": LONG}},
+        "prometheus_web_basic_auth_users",
+    ),
+    (
+        "prometheus",
+        "main",
+        {"prometheus_blackbox_basic_auth": {"username": "lookout"}},
+        "prometheus_blackbox_basic_auth",
+    ),
+    (
+        "prometheus",
+        "main",
+        {"prometheus_alertmanager_basic_auth": {"password": SECRET}},
+        "prometheus_alertmanager_basic_auth",
+    ),
+    ("blackbox_exporter", "main", BLACKBOX_ENABLED, "blackbox_exporter_web_basic_auth_users"),
+    (
+        "blackbox_exporter",
+        "main",
+        {**BLACKBOX_ENABLED, "blackbox_exporter_web_basic_auth_users": {"lookout": LONG}},
+        "blackbox_exporter_web_basic_auth_users",
+    ),
+]
+ALL_CASES = CASES + PREFLIGHT_CASES
 
 
 def _case_block(number: int, role: str, entry: str, inputs: dict) -> dict:
@@ -79,7 +139,7 @@ def outcomes(tmp_path_factory) -> list[dict]:
         "hosts": "controller",
         "gather_facts": False,
         "vars": {"input_results": []},
-        "tasks": [_case_block(i, role, entry, inputs) for i, (role, entry, inputs, _) in enumerate(CASES)]
+        "tasks": [_case_block(i, role, entry, inputs) for i, (role, entry, inputs, _) in enumerate(ALL_CASES)]
         + [
             {
                 "name": "Write the outcomes",
@@ -96,6 +156,8 @@ def outcomes(tmp_path_factory) -> list[dict]:
     playbook.write_text(yaml.safe_dump([play], sort_keys=False))
     run = ansible_playbook(playbook, {"all": {"hosts": {"controller": local_host()}}}, workdir, "--check")
     assert run.returncode == 0, run.stdout + run.stderr
+    output = run.stdout + run.stderr + results.read_text()
+    assert SECRET not in output and LONG not in output, "a password reached the output"
     return json.loads(results.read_text())
 
 
@@ -105,4 +167,17 @@ def test_bad_input_fails_first_naming_the_variable(outcomes, number, case):
     outcome = next(o for o in outcomes if o["case"] == number)
     assert not outcome["accepted"], f"{role}/{entry} accepted {inputs}"
     assert outcome["action"] == "ansible.builtin.validate_argument_spec", outcome
+    assert variable in outcome["msg"], outcome["msg"]
+
+
+@pytest.mark.parametrize(
+    ("number", "case"),
+    list(enumerate(PREFLIGHT_CASES, start=len(CASES))),
+    ids=[f"{c[0]}-{c[3]}-{i}" for i, c in enumerate(PREFLIGHT_CASES)],
+)
+def test_bad_auth_input_fails_at_preflight_naming_the_variable(outcomes, number, case):
+    role, _, inputs, variable = case
+    outcome = next(o for o in outcomes if o["case"] == number)
+    assert not outcome["accepted"], f"{role} accepted {sorted(inputs)}"
+    assert outcome["action"] == "ansible.builtin.assert", outcome
     assert variable in outcome["msg"], outcome["msg"]

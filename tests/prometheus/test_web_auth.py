@@ -1,0 +1,246 @@
+"""Basic auth of the monitoring servers in every environment, rendered by playbooks/render.yml from the
+inventory with a generated test vault (tests/inventories/inventory_helpers.py):
+
+- with `lookout_auth_enabled`, each monitoring host gets a web configuration for Prometheus, the blackbox
+  exporter and Alertmanager: it parses, names `lookout_monitoring_user`, its bcrypt hash verifies against
+  the vault's `vault_monitoring_password` (and not against another password), never holds the password,
+  and `promtool check web-config` accepts it; the hash is the one the host gets (salt derived from the
+  password, the host, the file and the user), so re-rendering changes nothing;
+- Prometheus authenticates wherever it talks to lookout's servers: the self, blackbox and Alertmanager
+  jobs and the alerting section carry basic_auth with a password_file, never an inline password;
+- without `lookout_auth_enabled` (the demo) none of this is rendered: prometheus.yml has no basic_auth;
+- a vault without `vault_monitoring_password` fails the render, naming the variable.
+"""
+
+import os
+import subprocess
+import sys
+
+import bcrypt
+import pytest
+import yaml
+from controller_helpers import ENVIRONMENTS, ROOT, knobs, tool
+
+sys.path.insert(0, str(ROOT / "tests" / "inventories"))
+sys.path.insert(0, str(ROOT / "roles" / "common" / "filter_plugins"))
+from inventory_helpers import make_test_inventory
+from web_config import web_config_bcrypt
+
+# Rendered file (below <host>/) -> the path on the host, which seeds the salt.
+WEB_CONFIGS = {
+    "prometheus/prometheus-web.yml": "/etc/prometheus/prometheus-web.yml",
+    "blackbox_exporter/blackbox-web.yml": "/etc/prometheus/blackbox-web.yml",
+    "alertmanager/alertmanager-web.yml": "/etc/alertmanager/alertmanager-web.yml",
+}
+PASSWORD_FILES = {
+    "self": "/etc/prometheus/client-self.password",
+    "blackbox": "/etc/prometheus/client-blackbox.password",
+    "alertmanager": "/etc/prometheus/client-alertmanager.password",
+}
+AUTH_ENVS = [env for env in ENVIRONMENTS if knobs(env)["lookout_auth_enabled"]]
+
+
+def _ansible_env() -> dict:
+    return dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.timer",
+    )
+
+
+def _vault(inventory, env, password_file) -> dict:
+    vault = inventory / "group_vars" / "all" / "vault.yml"
+    if password_file is None:
+        return yaml.safe_load((inventory / "group_vars" / "all" / "demo_secrets.yml").read_text())
+    view = subprocess.run(
+        [tool("ansible-vault"), "view", "--vault-id", f"{env}@{password_file}", str(vault)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return yaml.safe_load(view.stdout)
+
+
+def _render_command(env, inventory, password_file, out) -> list[str]:
+    command = [tool("ansible-playbook"), "-i", str(inventory), str(ROOT / "playbooks" / "render.yml")]
+    command += ["-e", f"lookout_render_dir={out}"]
+    if password_file:
+        command += ["--vault-id", f"{env}@{password_file}"]
+    return command
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> dict[str, dict]:
+    """env -> {'secrets': vault values, 'hosts': {monitoring host: its render directory}}."""
+    workdir = tmp_path_factory.mktemp("web-auth")
+    runs = {}
+    for env in ENVIRONMENTS:
+        inventory, password_file = make_test_inventory(env, workdir / "inventories")
+        out = workdir / "out" / env
+        process = subprocess.Popen(
+            _render_command(env, inventory, password_file, out),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=_ansible_env(),
+        )
+        runs[env] = (inventory, password_file, out, process)
+    results = {}
+    for env, (inventory, password_file, out, process) in runs.items():
+        output = process.communicate(timeout=300)[0].decode()
+        assert process.returncode == 0, output
+        hosts = yaml.safe_load((inventory / "hosts.yml").read_text())["all"]["children"]["monitoring"][
+            "hosts"
+        ]
+        results[env] = {
+            "secrets": _vault(inventory, env, password_file),
+            "hosts": {host: out / host for host in hosts},
+        }
+        assert all(d.is_dir() for d in results[env]["hosts"].values()), output
+    return results
+
+
+def _prometheus_config(directory) -> dict:
+    return yaml.safe_load((directory / "prometheus" / "prometheus.yml").read_text())
+
+
+def _jobs(config: dict) -> dict:
+    return {job["job_name"]: job for job in config["scrape_configs"]}
+
+
+def test_the_environments_cover_both_cases():
+    assert AUTH_ENVS, "no environment turns auth on"
+    assert set(ENVIRONMENTS) - set(AUTH_ENVS), "no environment leaves auth off"
+    assert "demo" not in AUTH_ENVS
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_web_configs_follow_lookout_auth_enabled(rendered, env):
+    for directory in rendered[env]["hosts"].values():
+        present = sorted(name for name in WEB_CONFIGS if (directory / name).exists())
+        assert present == (sorted(WEB_CONFIGS) if env in AUTH_ENVS else []), directory
+
+
+@pytest.mark.parametrize("env", AUTH_ENVS)
+def test_web_config_hashes_verify_against_the_vault_password(rendered, env):
+    user = knobs(env)["lookout_monitoring_user"]
+    password = rendered[env]["secrets"]["vault_monitoring_password"]
+    for directory in rendered[env]["hosts"].values():
+        for name in WEB_CONFIGS:
+            path = directory / name
+            text = path.read_text()
+            assert password not in text
+            assert oct(path.stat().st_mode & 0o777) == "0o600"
+            users = yaml.safe_load(text)
+            assert list(users) == ["basic_auth_users"]
+            assert list(users["basic_auth_users"]) == [user]
+            hashed = users["basic_auth_users"][user].encode()
+            assert hashed.startswith(b"$2b$10$")
+            assert bcrypt.checkpw(password.encode(), hashed)
+            assert not bcrypt.checkpw(b"another-password", hashed)
+
+
+@pytest.mark.parametrize("env", AUTH_ENVS)
+def test_promtool_accepts_the_web_configs(rendered, env):
+    for directory in rendered[env]["hosts"].values():
+        files = [str(directory / name) for name in WEB_CONFIGS]
+        check = subprocess.run(
+            [tool("promtool"), "check", "web-config", *files], capture_output=True, text=True, check=False
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
+
+
+@pytest.mark.parametrize("env", AUTH_ENVS)
+def test_hashes_are_the_hosts_own_and_stable(rendered, env):
+    """The rendered hash is the filter's for (password, host, host path, user): a re-run gives the same file,
+    another host or file another salt."""
+    user = knobs(env)["lookout_monitoring_user"]
+    password = rendered[env]["secrets"]["vault_monitoring_password"]
+    seen = set()
+    for host, directory in rendered[env]["hosts"].items():
+        for name, host_path in WEB_CONFIGS.items():
+            hashed = yaml.safe_load((directory / name).read_text())["basic_auth_users"][user]
+            assert hashed == web_config_bcrypt(password, f"{host}:{host_path}:{user}")
+            seen.add(hashed)
+    assert len(seen) == len(rendered[env]["hosts"]) * len(WEB_CONFIGS)
+
+
+def test_the_filter_is_deterministic_and_password_bound():
+    first = web_config_bcrypt("secret-one", "mon1:/etc/x-web.yml:lookout")
+    assert first == web_config_bcrypt("secret-one", "mon1:/etc/x-web.yml:lookout")
+    assert first != web_config_bcrypt("secret-two", "mon1:/etc/x-web.yml:lookout")
+    assert first != web_config_bcrypt("secret-one", "mon2:/etc/x-web.yml:lookout")
+    assert bcrypt.checkpw(b"secret-one", first.encode())
+    with pytest.raises(Exception, match="72 bytes"):
+        web_config_bcrypt("p" * 73, "seed")
+
+
+def test_promtool_refuses_a_plain_password(tmp_path):
+    """The check the roles run before a web configuration reaches a host has teeth."""
+    plain = tmp_path / "web.yml"
+    plain.write_text(yaml.safe_dump({"basic_auth_users": {"lookout": "not-a-hash"}}))
+    check = subprocess.run(
+        [tool("promtool"), "check", "web-config", str(plain)], capture_output=True, text=True, check=False
+    )
+    assert check.returncode != 0
+
+
+@pytest.mark.parametrize("env", AUTH_ENVS)
+def test_prometheus_authenticates_to_lookouts_servers(rendered, env):
+    user = knobs(env)["lookout_monitoring_user"]
+    for directory in rendered[env]["hosts"].values():
+        config = _prometheus_config(directory)
+        jobs = _jobs(config)
+        expected = {
+            "prometheus": "self",
+            "blackbox-http": "blackbox",
+            "blackbox": "blackbox",
+            "alertmanager": "alertmanager",
+        }
+        for job, target in expected.items():
+            assert jobs[job]["basic_auth"] == {"username": user, "password_file": PASSWORD_FILES[target]}, job
+        # Web hosts and node_exporters are not lookout's basic-auth servers.
+        assert "basic_auth" not in jobs[f"{env}-web"]
+        assert "basic_auth" not in jobs["node"]
+        for alertmanagers in config["alerting"]["alertmanagers"]:
+            assert alertmanagers["basic_auth"] == {
+                "username": user,
+                "password_file": PASSWORD_FILES["alertmanager"],
+            }
+        assert (
+            rendered[env]["secrets"]["vault_monitoring_password"]
+            not in (directory / "prometheus" / "prometheus.yml").read_text()
+        )
+
+
+@pytest.mark.parametrize("env", [e for e in ENVIRONMENTS if e not in AUTH_ENVS])
+def test_without_auth_prometheus_sends_no_credentials(rendered, env):
+    for directory in rendered[env]["hosts"].values():
+        text = (directory / "prometheus" / "prometheus.yml").read_text()
+        assert "basic_auth" not in text
+        assert "password" not in text
+
+
+def test_a_vault_without_the_monitoring_password_fails_naming_it(tmp_path):
+    env = AUTH_ENVS[0]
+    inventory, password_file = make_test_inventory(env, tmp_path)
+    vault = inventory / "group_vars" / "all" / "vault.yml"
+    secrets = _vault(inventory, env, password_file)
+    del secrets["vault_monitoring_password"]
+    vault.write_text(yaml.safe_dump(secrets))
+    subprocess.run(
+        [tool("ansible-vault"), "encrypt", "--vault-id", f"{env}@{password_file}", str(vault)],
+        capture_output=True,
+        check=True,
+    )
+    run = subprocess.run(
+        _render_command(env, inventory, password_file, tmp_path / "out"),
+        capture_output=True,
+        text=True,
+        env=_ansible_env(),
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode != 0, run.stdout
+    assert "'vault_monitoring_password' is undefined" in run.stdout + run.stderr
+    assert not list((tmp_path / "out").rglob("*-web.yml"))
