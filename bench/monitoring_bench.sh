@@ -4,12 +4,16 @@
 # community.docker.docker, pipelining on. Per fresh container: `--check` on the fresh host, first converge,
 # unchanged re-run, `--check --diff` on the converged host; then the units' `systemd-analyze security`
 # exposure and the configuration files' modes. Wall clock of ansible-playbook.
-#   bench/monitoring_bench.sh [RUNS] [package|archive]     (defaults: 3 package)
+#   bench/monitoring_bench.sh [RUNS] [package|archive] [auth]     (defaults: 3 package, no auth)
+# `auth`: every service behind basic auth (what lookout_auth_enabled does), to measure its cost and check
+# mode on a fresh host with it; afterwards the services must answer 401 without and 200 with credentials.
+# The stand-in web site is then node_exporter (open), not Prometheus' own page (now behind auth).
 # The archive method serves archives built from Debian's packages (molecule/monitoring/files) on loopback.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-3}
 method=${2:-package}
+auth=${3:-}
 image=${LOOKOUT_BENCH_IMAGE:-lookout/debian:12}
 work=$(mktemp -d /tmp/lookout-bench.XXXXXX)
 keep=${LOOKOUT_BENCH_LOGS:-}  # a directory to keep the ansible-playbook logs in
@@ -25,6 +29,21 @@ cleanup() {
 trap cleanup EXIT
 
 extra=(-e "bench_install_method=$method")
+bench_password=bench-not-secret-password
+if [ "$auth" = auth ]; then
+  cat >"$work/auth-vars.json" <<EOF
+{"prometheus_web_basic_auth_enabled": true, "prometheus_web_basic_auth_users": {"bench": "$bench_password"},
+ "prometheus_blackbox_basic_auth": {"username": "bench", "password": "$bench_password"},
+ "prometheus_alertmanager_basic_auth": {"username": "bench", "password": "$bench_password"},
+ "alertmanager_web_basic_auth_enabled": true, "alertmanager_web_basic_auth_users": {"bench": "$bench_password"},
+ "blackbox_exporter_web_basic_auth_enabled": true, "blackbox_exporter_web_basic_auth_users": {"bench": "$bench_password"},
+ "prometheus_web_targets": ["127.0.0.1:9100"], "prometheus_blackbox_paths": ["/metrics"]}
+EOF
+  extra+=(-e "@$work/auth-vars.json")
+elif [ -n "$auth" ]; then
+  echo "[bench] third argument: 'auth' or nothing, not '$auth'" >&2
+  exit 2
+fi
 if [ "$method" = archive ]; then
   "$here/molecule/monitoring/files/build-archives.sh" "$work/mirror" >/dev/null
   timeout 3600 python3 -m http.server --bind 127.0.0.1 --directory "$work/mirror" 18481 >/dev/null 2>&1 &
@@ -85,3 +104,25 @@ docker exec "$last" stat -c '  %a %U:%G %n' /etc/prometheus/prometheus.yml /etc/
 docker exec "$last" sh -c 'ps -o rss=,comm= -C prometheus,prometheus-node,prometheus-blac,prometheus-aler,alertmanager,node_exporter,blackbox_export' \
   | awk '{s+=$1; print "  " $2 " " int($1/1024) " MiB"} END {print "  total " int(s/1024) " MiB"}'
 docker exec "$last" ss -ltnp | awk 'NR>1 {print "  listening " $4}'
+if [ "$auth" = auth ]; then
+  docker exec -i "$last" python3 - "$bench_password" <<'PY'
+import base64, json, sys, urllib.error, urllib.request
+def get(url, password=None):
+    request = urllib.request.Request(url)
+    if password:
+        request.add_header("Authorization", "Basic " + base64.b64encode(f"bench:{password}".encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, b""
+for port, path in ((9090, "/-/ready"), (9093, "/-/ready"), (9115, "/-/healthy")):
+    url = f"http://127.0.0.1:{port}{path}"
+    print(f"  :{port} without credentials {get(url)[0]}, with {get(url, sys.argv[1])[0]}")
+targets = json.loads(get("http://127.0.0.1:9090/api/v1/targets", sys.argv[1])[1])["data"]["activeTargets"]
+print("  targets up:", sum(t["health"] == "up" for t in targets), "of", len(targets))
+for t in targets:
+    if t["health"] != "up":
+        print(f"  not up: {t['scrapeUrl']} {t['health']} {t['lastError']!r}")
+PY
+fi
