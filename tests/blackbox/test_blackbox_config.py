@@ -7,11 +7,9 @@ and the exporter started with it answers 401 without (or with wrong) credentials
 
 import base64
 import http.server
-import json
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
@@ -19,8 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from controller_helpers import ansible_playbook, http_get, local_host
 
-ROOT = Path(__file__).resolve().parents[2]
 DEB_CACHE = Path(os.environ.get("LOOKOUT_DEB_CACHE", Path.home() / ".cache" / "lookout" / "debs"))
 SHIPPED = {"http_2xx": "http", "http_2xx_tls": "http", "tcp_connect": "tcp", "icmp": "icmp"}
 
@@ -29,39 +27,31 @@ def _run(*args, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False, **kwargs)
 
 
+def _render(workdir: Path, name: str, host: str, hostvars: dict) -> subprocess.CompletedProcess:
+    """Runs the role's render entry on the controller for one host with these inputs; the files land in
+    blackbox_exporter_render_dir."""
+    play = {
+        "name": name,
+        "hosts": "all",
+        "gather_facts": False,
+        "tasks": [
+            {
+                "name": "Render",
+                "ansible.builtin.include_role": {"name": "blackbox_exporter", "tasks_from": "render"},
+            }
+        ],
+    }
+    playbook = workdir / "render.yml"
+    playbook.write_text(yaml.safe_dump([play]))
+    run = ansible_playbook(playbook, {"all": {"hosts": {host: local_host(**hostvars)}}}, workdir)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run
+
+
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("blackbox-render")
-    playbook = workdir / "render.yml"
-    playbook.write_text(
-        yaml.safe_dump(
-            [
-                {
-                    "name": "Render blackbox.yml",
-                    "hosts": "all",
-                    "gather_facts": False,
-                    "tasks": [
-                        {
-                            "name": "Render",
-                            "ansible.builtin.include_role": {
-                                "name": "blackbox_exporter",
-                                "tasks_from": "render",
-                            },
-                        }
-                    ],
-                }
-            ]
-        )
-    )
-    inventory = workdir / "inventory.json"
-    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
-    host["blackbox_exporter_render_dir"] = str(workdir)
-    inventory.write_text(json.dumps({"all": {"hosts": {"controller": host}}}))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_ROLES_PATH=str(ROOT / "roles"))
-    env["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.builtin.timer"
-    playbook_bin = Path(sys.executable).with_name("ansible-playbook")
-    run = _run(str(playbook_bin), "-i", str(inventory), str(playbook), env=env, cwd=workdir)
-    assert run.returncode == 0, run.stdout + run.stderr
+    _render(workdir, "Render blackbox.yml", "controller", {"blackbox_exporter_render_dir": str(workdir)})
     return workdir / "blackbox.yml"
 
 
@@ -161,41 +151,13 @@ def rendered_with_auth(tmp_path_factory) -> Path:
     """The role's render entry with basic auth on; the configuration directory is the render directory, so
     the web configuration lands where the exporter is told to read it."""
     workdir = tmp_path_factory.mktemp("blackbox-auth-render")
-    playbook = workdir / "render.yml"
-    playbook.write_text(
-        yaml.safe_dump(
-            [
-                {
-                    "name": "Render blackbox.yml and blackbox-web.yml",
-                    "hosts": "all",
-                    "gather_facts": False,
-                    "tasks": [
-                        {
-                            "name": "Render",
-                            "ansible.builtin.include_role": {
-                                "name": "blackbox_exporter",
-                                "tasks_from": "render",
-                            },
-                        }
-                    ],
-                }
-            ]
-        )
-    )
-    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
-    host |= {
+    hostvars = {
         "blackbox_exporter_render_dir": str(workdir),
         "blackbox_exporter_config_dir": str(workdir),
         "blackbox_exporter_web_basic_auth_enabled": True,
         "blackbox_exporter_web_basic_auth_users": {AUTH_USER: AUTH_PASSWORD},
     }
-    inventory = workdir / "inventory.json"
-    inventory.write_text(json.dumps({"all": {"hosts": {"monitor1": host}}}))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_ROLES_PATH=str(ROOT / "roles"))
-    env["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.builtin.timer"
-    playbook_bin = Path(sys.executable).with_name("ansible-playbook")
-    run = _run(str(playbook_bin), "-i", str(inventory), str(playbook), env=env, cwd=workdir)
-    assert run.returncode == 0, run.stdout + run.stderr
+    run = _render(workdir, "Render blackbox.yml and blackbox-web.yml", "monitor1", hostvars)
     assert AUTH_PASSWORD not in run.stdout + run.stderr
     return workdir
 
@@ -211,20 +173,6 @@ def test_the_rendered_web_configuration(rendered_with_auth):
     assert bcrypt.checkpw(AUTH_PASSWORD.encode(), users[AUTH_USER].encode())
     check = _run(shutil.which("promtool") or "promtool", "check", "web-config", str(web))
     assert check.returncode == 0, check.stdout + check.stderr
-
-
-def _status(url: str, user: str | None = None, password: str | None = None) -> int:
-    request = urllib.request.Request(url)
-    if user is not None:
-        token = base64.b64encode(f"{user}:{password}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except urllib.error.URLError:
-        return 0
 
 
 def test_the_exporter_requires_the_user(rendered_with_auth, exporter):
@@ -243,22 +191,22 @@ def test_the_exporter_requires_the_user(rendered_with_auth, exporter):
     )
     try:
         for _ in range(100):
-            if _status(f"http://{listen}/-/ready", AUTH_USER, AUTH_PASSWORD) == 200:
+            if http_get(f"http://{listen}/-/ready", AUTH_USER, AUTH_PASSWORD, timeout=10)[0] == 200:
                 break
             threading.Event().wait(0.1)
         probe = f"http://{listen}/probe?module=http_2xx&target=http://127.0.0.1:{site.server_address[1]}/"
         statuses = {
             path: (
-                _status(f"http://{listen}{path}"),
-                _status(f"http://{listen}{path}", AUTH_USER, "wrong-password"),
-                _status(f"http://{listen}{path}", AUTH_USER, AUTH_PASSWORD),
+                http_get(f"http://{listen}{path}", timeout=10)[0],
+                http_get(f"http://{listen}{path}", AUTH_USER, "wrong-password", timeout=10)[0],
+                http_get(f"http://{listen}{path}", AUTH_USER, AUTH_PASSWORD, timeout=10)[0],
             )
             for path in ("/-/ready", "/metrics", "/")
         }
         statuses["/probe"] = (
-            _status(probe),
-            _status(probe, AUTH_USER, "wrong-password"),
-            _status(probe, AUTH_USER, AUTH_PASSWORD),
+            http_get(probe, timeout=10)[0],
+            http_get(probe, AUTH_USER, "wrong-password", timeout=10)[0],
+            http_get(probe, AUTH_USER, AUTH_PASSWORD, timeout=10)[0],
         )
         request = urllib.request.Request(probe)
         token = base64.b64encode(f"{AUTH_USER}:{AUTH_PASSWORD}".encode()).decode()

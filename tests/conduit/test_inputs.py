@@ -2,16 +2,12 @@
 role's own preflight tasks: a wheel handed to the role (CI's artifact) must exist and carry the version
 being deployed, and the failure names the variable."""
 
-import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from controller_helpers import ansible_playbook, local_host
 
-ROOT = Path(__file__).resolve().parents[2]
-ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 PLAY = """
 - name: Run the conduit role's input checks
   hosts: localhost
@@ -27,21 +23,8 @@ PLAY = """
 def _preflight(tmp_path: Path, **inputs) -> subprocess.CompletedProcess:
     play = tmp_path / "preflight.yml"
     play.write_text(PLAY)
-    extra = {
-        "ansible_python_interpreter": sys.executable,
-        "conduit_version": "1.4.0",
-        "conduit_secret_key": "k" * 40,
-        **inputs,
-    }
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-    return subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", str(play), "-e", json.dumps(extra)],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        cwd=ROOT,
-    )
+    hostvars = {"conduit_version": "1.4.0", "conduit_secret_key": "k" * 40, **inputs}
+    return ansible_playbook(play, {"all": {"hosts": {"localhost": local_host(**hostvars)}}}, tmp_path)
 
 
 def _wheel(tmp_path: Path, version: str) -> Path:

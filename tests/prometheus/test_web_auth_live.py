@@ -4,7 +4,6 @@ a wrong password and 200 with the user's; Prometheus scrapes itself through the 
 up); a replaced web configuration counts on the next request, no reload; and k6's remote-write output reaches
 the receiver with K6_PROMETHEUS_RW_USERNAME/_PASSWORD, while a run without them is refused."""
 
-import base64
 import json
 import socket
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from controller_helpers import ROOT, ansible_playbook, local_host
+from controller_helpers import ROOT, ansible_playbook, http_get, local_host
 
 sys.path.insert(0, str(ROOT / "roles" / "common" / "filter_plugins"))
 from web_config import web_config_bcrypt
@@ -32,20 +31,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _get(url: str, user: str | None = None, password: str | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url)
-    if user is not None:
-        token = base64.b64encode(f"{user}:{password}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-    except urllib.error.URLError:
-        return 0, b""
 
 
 def _wait_for(condition, timeout: float = 20.0):
@@ -112,7 +97,7 @@ def server(tmp_path_factory):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        assert _wait_for(lambda: _get(f"{base}/-/ready", USER, PASSWORD)[0] == 200), (
+        assert _wait_for(lambda: http_get(f"{base}/-/ready", USER, PASSWORD)[0] == 200), (
             "Prometheus did not start"
         )
         yield {"base": base, "config_dir": config_dir, "workdir": workdir}
@@ -124,19 +109,19 @@ def server(tmp_path_factory):
 @pytest.mark.parametrize("path", ["/-/ready", "/-/healthy", "/api/v1/targets", "/metrics", "/graph"])
 def test_every_path_needs_the_user(server, path):
     url = server["base"] + path
-    assert _get(url)[0] == 401
-    assert _get(url, USER, "wrong-password")[0] == 401
-    assert _get(url, "someone-else", PASSWORD)[0] == 401
-    assert _get(url, USER, PASSWORD)[0] == 200
+    assert http_get(url)[0] == 401
+    assert http_get(url, USER, "wrong-password")[0] == 401
+    assert http_get(url, "someone-else", PASSWORD)[0] == 401
+    assert http_get(url, USER, PASSWORD)[0] == 200
 
 
 def test_prometheus_scrapes_itself_through_its_password_file(server):
     def self_target():
-        status, body = _get(f"{server['base']}/api/v1/targets", USER, PASSWORD)
+        status, body = http_get(f"{server['base']}/api/v1/targets", USER, PASSWORD)
         targets = json.loads(body)["data"]["activeTargets"] if status == 200 else []
         return [t for t in targets if t["labels"]["job"] == "prometheus" and t["health"] == "up"]
 
-    assert _wait_for(self_target), _get(f"{server['base']}/api/v1/targets", USER, PASSWORD)[1]
+    assert _wait_for(self_target), http_get(f"{server['base']}/api/v1/targets", USER, PASSWORD)[1]
 
 
 def k6_run(server, case: str, *, authenticated: bool) -> subprocess.CompletedProcess:
@@ -171,7 +156,7 @@ def k6_run(server, case: str, *, authenticated: bool) -> subprocess.CompletedPro
 
 def _k6_series(server, case: str) -> list:
     query = urllib.parse.quote(f'k6_iterations_total{{case="{case}"}}')
-    status, body = _get(f"{server['base']}/api/v1/query?query={query}", USER, PASSWORD)
+    status, body = http_get(f"{server['base']}/api/v1/query?query={query}", USER, PASSWORD)
     return json.loads(body)["data"]["result"] if status == 200 else []
 
 
@@ -197,8 +182,8 @@ def test_a_new_web_configuration_counts_without_a_reload(server):
     )
     try:
         candidate.replace(web)
-        assert _get(f"{server['base']}/-/ready", USER, new_password)[0] == 200
-        assert _get(f"{server['base']}/-/ready", USER, PASSWORD)[0] == 401
+        assert http_get(f"{server['base']}/-/ready", USER, new_password)[0] == 200
+        assert http_get(f"{server['base']}/-/ready", USER, PASSWORD)[0] == 401
     finally:
         web.write_text(original)
-    assert _get(f"{server['base']}/-/ready", USER, PASSWORD)[0] == 200
+    assert http_get(f"{server['base']}/-/ready", USER, PASSWORD)[0] == 200

@@ -1,17 +1,21 @@
 """Helpers every controller-side test folder shares: the repository root, the environments and their knobs,
-controller tools, and ansible-playbook run on the controller against a JSON inventory (no hosts)."""
+controller tools, ansible-playbook run on the controller against a JSON inventory (no hosts), and an HTTP
+GET with optional basic auth for the live servers the tests start on 127.0.0.1."""
 
+import base64
 import json
 import os
 import shutil
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = ("demo", "development", "testing", "production")
 
 
@@ -53,3 +57,20 @@ def ansible_playbook(
 
 def local_host(**hostvars) -> dict:
     return {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, **hostvars}
+
+
+def http_get(
+    url: str, user: str | None = None, password: str | None = None, timeout: float = 5
+) -> tuple[int, bytes]:
+    """(status, body) of a GET, with basic auth when a user is given; status 0 when nothing answers."""
+    request = urllib.request.Request(url)
+    if user is not None:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except urllib.error.URLError:
+        return 0, b""
