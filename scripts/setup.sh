@@ -63,17 +63,28 @@ setup_venv() {
   cp "$here/requirements-dev.txt" "$stamp"
 }
 
+postgresql_server_present() { compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; }
+
 # promtool and amtool run rule and route unit tests on the controller, the blackbox exporter feeds the
-# dashboard query tests; only the tools are needed,
+# dashboard query tests, PostgreSQL's server binaries run the postgresql role's backup programs against a
+# throwaway cluster of their own; only the tools are needed,
 # so the Debian packages are installed without starting their daemons.
 setup_tools() {
-  if command -v promtool >/dev/null && command -v amtool >/dev/null && command -v prometheus-blackbox-exporter >/dev/null; then
-    say "promtool, amtool and blackbox_exporter present"
+  if command -v promtool >/dev/null && command -v amtool >/dev/null && command -v prometheus-blackbox-exporter >/dev/null \
+      && postgresql_server_present && command -v pg_restore >/dev/null; then
+    say "promtool, amtool, blackbox_exporter and PostgreSQL present"
     return 0
   fi
+  local had_postgresql=0
+  postgresql_server_present && had_postgresql=1
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d 2>/dev/null && chmod 0755 /usr/sbin/policy-rc.d
-  apt_install prometheus prometheus-alertmanager prometheus-blackbox-exporter
+  apt_install prometheus prometheus-alertmanager prometheus-blackbox-exporter postgresql postgresql-client
   rm -f /usr/sbin/policy-rc.d
+  # The package's own cluster would start at the next boot of a systemd machine; only when this step
+  # brought it: a server the machine already had is someone's.
+  if [ "$had_postgresql" -eq 0 ] && [ -d /run/systemd/system ]; then
+    systemctl disable --now postgresql >/dev/null 2>&1 || true
+  fi
 }
 
 docker_up() { docker info >/dev/null 2>&1; }
