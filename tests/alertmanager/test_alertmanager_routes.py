@@ -55,6 +55,10 @@ def test_each_severity_reaches_its_own_receiver(rendered, env):
         ("HighLatency", "warning"),
         ("NodeDiskSpaceLow", "warning"),
         ("NodeMemoryLow", "warning"),
+        ("PostgresDown", "critical"),
+        ("PostgresTooManyConnections", "warning"),
+        ("BackupTooOld", "warning"),
+        ("BackupRestoreFailed", "critical"),
     ],
 )
 def test_lookout_alerts_are_routed_by_severity(rendered, env, alertname, severity):
@@ -183,11 +187,14 @@ def test_a_critical_alert_silences_its_own_warning(inhibit_rules):
     )
 
 
-@pytest.mark.parametrize("alertname", ["WebsiteDown", "TargetDown", "NodeDiskSpaceLow", "NodeMemoryLow"])
+@pytest.mark.parametrize(
+    "alertname",
+    ["WebsiteDown", "TargetDown", "NodeDiskSpaceLow", "NodeMemoryLow", "PostgresDown", "BackupRestoreFailed"],
+)
 def test_nothing_silences_a_critical_alert_or_a_down_site(inhibit_rules, alertname):
     candidates = [
         alert(name, sev)
-        for name in ("WebsiteDown", "HighRequestRate", "TargetDown")
+        for name in ("WebsiteDown", "HighRequestRate", "TargetDown", "PostgresDown", "BackupTooOld")
         for sev in ("critical", "warning")
     ]
     target = alert(alertname, "critical")

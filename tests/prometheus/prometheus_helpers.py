@@ -84,8 +84,14 @@ def humanize_percentage(value: float) -> str:
 
 def expand(template: str, labels: dict, value: float) -> str:
     """Expands the Prometheus template forms the shipped annotations use."""
-    text = template.replace("{{ $value | humanizePercentage }}", humanize_percentage(value))
-    text = text.replace("{{ $value | humanize }}", humanize(value))
+    text = template
+    # Only the forms present: values such as a backup's age are outside what humanize() models here.
+    for form, format_value in (
+        ("{{ $value | humanizePercentage }}", humanize_percentage),
+        ("{{ $value | humanize }}", humanize),
+    ):
+        if form in text:
+            text = text.replace(form, format_value(value))
     for name, label in labels.items():
         text = text.replace("{{ $labels." + name + " }}", label)
     assert "{{" not in text, f"template form not covered by the tests: {template}"

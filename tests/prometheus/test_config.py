@@ -1,6 +1,9 @@
 """Prometheus' configuration of every environment, rendered by playbooks/render.yml from the inventory
 (vaulted environments get a throwaway test vault): jobs follow the inventory groups, probes follow the web
-hosts, the environment's label and intervals are set; and no role names an inventory group."""
+hosts, the environment's label and intervals are set; and no role names an inventory group.
+
+Two copies of production pin the PostgreSQL job whatever the inventories hold: one whose `database` group
+has two hosts (one without ansible_host, one with its own exporter port), one without the group."""
 
 import os
 import re
@@ -15,6 +18,23 @@ sys.path.insert(0, str(ROOT / "tests" / "inventories"))
 from inventory_helpers import make_test_inventory
 
 MY_ROLES = ("common", "node_exporter", "prometheus", "blackbox_exporter")
+# Series the backup timers write (textfile collector) and the rules read: names, not knobs.
+BACKUP_METRICS = (
+    "lookout_backup_last_success_timestamp_seconds",
+    "lookout_restore_check_success",
+    "lookout_restore_check_last_success_timestamp_seconds",
+)
+WITH_DATABASE = "production+database"
+WITHOUT_DATABASE = "production-database"
+DATABASE_HOSTS = {
+    "prod-db1": {"ansible_host": "203.0.113.31"},
+    "prod-db2": {"postgres_exporter_port": 9188},
+}
+CONFIG_VARIANTS = (*ENVIRONMENTS, WITH_DATABASE, WITHOUT_DATABASE)
+
+
+def _env(variant: str) -> str:
+    return "production" if variant in (WITH_DATABASE, WITHOUT_DATABASE) else variant
 
 
 def _probe_paths() -> list[str]:
@@ -35,29 +55,37 @@ def configs(tmp_path_factory) -> dict[str, tuple[dict, dict]]:
     env_vars = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     env_vars["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.builtin.timer"
     runs = {}
-    for env in ENVIRONMENTS:
-        inventory, password = make_test_inventory(env, workdir / "inventories")
+    for name in CONFIG_VARIANTS:
+        env = _env(name)
+        inventory, password = make_test_inventory(env, workdir / "inventories" / name)
+        if name != env:
+            hosts_file = inventory / "hosts.yml"
+            hosts = yaml.safe_load(hosts_file.read_text())
+            hosts["all"]["children"].pop("database", None)
+            if name == WITH_DATABASE:
+                hosts["all"]["children"]["database"] = {"hosts": DATABASE_HOSTS}
+            hosts_file.write_text(yaml.safe_dump(hosts))
         command = [tool("ansible-playbook"), "-i", str(inventory), str(ROOT / "playbooks" / "render.yml")]
-        command += ["--tags", "prometheus", "-e", f"lookout_render_dir={workdir / 'out' / env}"]
+        command += ["--tags", "prometheus", "-e", f"lookout_render_dir={workdir / 'out' / name}"]
         if password:
             command += ["--vault-id", f"{env}@{password}"]
-        runs[env] = (
+        runs[name] = (
             inventory,
             subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env_vars),
         )
     results = {}
-    for env, (inventory, process) in runs.items():
+    for name, (inventory, process) in runs.items():
         output = process.communicate(timeout=300)[0].decode()
         assert process.returncode == 0, output
         hosts = yaml.safe_load((inventory / "hosts.yml").read_text())
-        rendered = list((workdir / "out" / env).glob("*/prometheus/prometheus.yml"))
+        rendered = list((workdir / "out" / name).glob("*/prometheus/prometheus.yml"))
         assert len(rendered) == len(_group(hosts, "monitoring")), rendered
-        results[env] = (hosts, yaml.safe_load(rendered[0].read_text()))
+        results[name] = (hosts, yaml.safe_load(rendered[0].read_text()))
     return results
 
 
 def _group(hosts: dict, name: str) -> dict:
-    return hosts["all"]["children"][name].get("hosts") or {}
+    return (hosts["all"]["children"].get(name) or {}).get("hosts") or {}
 
 
 def _address(host: str, hostvars: dict | None) -> str:
@@ -74,11 +102,11 @@ def _job(config: dict, name: str) -> dict:
 def test_jobs_follow_the_inventory(configs, env):
     hosts, config = configs[env]
     web = [f"{_address(h, v)}:5566" for h, v in _group(hosts, "web").items()]
-    everyone = [
+    everyone = {
         f"{_address(h, v)}:9100"
-        for group in ("web", "monitoring", "loadgen")
+        for group in hosts["all"]["children"]
         for h, v in _group(hosts, group).items()
-    ]
+    }
     assert config["global"]["external_labels"] == {"env": env}
     assert _job(config, f"{env}-web")["static_configs"] == [{"targets": web}]
     assert sorted(_job(config, "node")["static_configs"][0]["targets"]) == sorted(everyone)
@@ -96,8 +124,36 @@ def test_jobs_follow_the_inventory(configs, env):
         "blackbox",
         "node",
         "alertmanager",
-    }
+    } | ({f"{env}-postgres"} if _group(hosts, "database") else set())
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:9093"]
+
+
+@pytest.mark.parametrize("variant", CONFIG_VARIANTS)
+def test_the_postgres_job_follows_the_database_hosts(configs, variant):
+    hosts, config = configs[variant]
+    exporters = [
+        f"{_address(h, v)}:{(v or {}).get('postgres_exporter_port', 9187)}"
+        for h, v in _group(hosts, "database").items()
+    ]
+    postgres_jobs = [j["job_name"] for j in config["scrape_configs"] if "postgres" in j["job_name"]]
+    if exporters:
+        assert postgres_jobs == [f"{_env(variant)}-postgres"]
+        assert _job(config, postgres_jobs[0])["static_configs"] == [{"targets": exporters}]
+    else:
+        assert postgres_jobs == []
+
+
+def test_database_hosts_bring_a_postgres_job(configs):
+    _, config = configs[WITH_DATABASE]
+    assert _job(config, "production-postgres")["static_configs"] == [
+        {"targets": ["203.0.113.31:9187", "prod-db2:9188"]}
+    ]
+    # Their node exporters carry the backup metrics.
+    node = _job(config, "node")["static_configs"][0]["targets"]
+    assert {"203.0.113.31:9100", "prod-db2:9100"} <= set(node)
+    without = {j["job_name"] for j in configs[WITHOUT_DATABASE][1]["scrape_configs"]}
+    assert "production-postgres" not in without
+    assert {j["job_name"] for j in config["scrape_configs"]} == without | {"production-postgres"}
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -113,4 +169,6 @@ def test_roles_name_no_inventory_group_and_no_knob(role):
     for path in (ROOT / "roles" / role).rglob("*"):
         if path.is_file() and path.suffix in (".yml", ".j2", ".py"):
             text = path.read_text()
+            for metric in BACKUP_METRICS:
+                text = text.replace(metric, "")
             assert not re.search(r"groups\[|\blookout_\w+|\bvault_\w+", text), f"{path} reads the inventory"

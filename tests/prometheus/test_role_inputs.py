@@ -90,6 +90,7 @@ PREFLIGHT_CASES = [
         {"prometheus_alertmanager_basic_auth": {"password": SECRET}},
         "prometheus_alertmanager_basic_auth",
     ),
+    ("prometheus", "main", {"prometheus_postgres_targets": ["db1"]}, "prometheus_postgres_targets"),
     ("blackbox_exporter", "main", BLACKBOX_ENABLED, "blackbox_exporter_web_basic_auth_users"),
     (
         "blackbox_exporter",

@@ -4,6 +4,9 @@ Each scenario feeds series that cross the alert's threshold at a known sample, a
 the condition starts to hold exactly there (PromQL test), the alert is silent one evaluation before its
 `for` has elapsed, fires with its labels and annotations once it has, and is resolved when the series
 recover. The thresholds come from the rendered rule itself (test_thresholds pins them to the inputs).
+
+Series values are floats, None for no sample (`_`) and STALE for the staleness marker a failed scrape
+leaves on every series of its target.
 """
 
 import math
@@ -11,7 +14,8 @@ import re
 from dataclasses import dataclass, field
 
 import pytest
-from controller_helpers import ENVIRONMENTS
+import yaml
+from controller_helpers import ENVIRONMENTS, ROOT
 from prometheus_helpers import (
     DEFAULTS,
     STEP,
@@ -31,9 +35,17 @@ ALERTS = (
     "TargetDown",
     "NodeDiskSpaceLow",
     "NodeMemoryLow",
+    "PostgresDown",
+    "PostgresTooManyConnections",
+    "BackupTooOld",
+    "BackupRestoreFailed",
 )
 VARIANTS = (DEFAULTS, *ENVIRONMENTS)
 WEB = "web1:5566"
+STALE = "stale"
+# A job name the postgres job regex of the rules must match, as group_vars/all/prometheus.yml names it.
+POSTGRES_JOB = "test-postgres"
+BACKUP = {"job": "node", "database": "conduit"}
 
 
 @dataclass
@@ -63,8 +75,22 @@ def phases(*parts: tuple[int, float]) -> list[float]:
     return values
 
 
-def gauge(*parts: tuple[int, float]) -> list[float]:
+def gauge(*parts: tuple[int, float | str | None]) -> list[float | str | None]:
     return [value for steps, value in parts for _ in range(steps)]
+
+
+def sample(value: float | str | None) -> str:
+    """One value in promtool's series notation."""
+    if value is None:
+        return "_"
+    return STALE if value == STALE else repr(float(value))
+
+
+def postgres_job(rule: dict, operator: str) -> str:
+    """POSTGRES_JOB, checked against the postgres job regex the rule selects `up` with."""
+    regex = re.search(r"job" + operator + r'"([^"]+)"', rule["expr"]).group(1)
+    assert re.fullmatch(regex, POSTGRES_JOB), f"{POSTGRES_JOB} does not match {regex}"
+    return POSTGRES_JOB
 
 
 def website_down(rule: dict, hold: int) -> Scenario:
@@ -167,10 +193,15 @@ def high_latency(rule: dict, hold: int) -> Scenario:
 
 def target_down(rule: dict, hold: int) -> Scenario:
     labels = {"job": "node", "instance": "web1:9100"}
+    # Down at the same time, but PostgresDown's to report.
+    exporter = {"job": postgres_job(rule, "!~"), "instance": "db1:9187"}
     up, down = 4, hold + 4
-    series = {series_selector("up", labels): gauge((up, 1), (down, 0), (8, 1))}
+    series = {
+        series_selector("up", labels): gauge((up, 1), (down, 0), (8, 1)),
+        series_selector("up", exporter): gauge((up, 1), (down, 0), (8, 1)),
+    }
     condition = [[(labels, 0.0)] if up <= i < up + down else [] for i in range(up + down + 8)]
-    return Scenario(series, condition)
+    return Scenario(series, condition, quiet=(POSTGRES_JOB,))
 
 
 def node_disk_space_low(rule: dict, hold: int) -> Scenario:
@@ -217,6 +248,109 @@ def node_memory_low(rule: dict, hold: int) -> Scenario:
     return Scenario(series, condition)
 
 
+def postgres_down(rule: dict, hold: int) -> Scenario:
+    """Three outages from the same sample on: the database (the exporter answers pg_up 0), the exporter
+    (the scrape fails: up 0, pg_up stale), and the database first with the exporter dying before `for` has
+    elapsed. The last one fires on time only if both causes give the alert the same labels; its pg_up
+    carries an extra label (as constant labels would) that must not split it."""
+    assert hold >= 2, "the cause must change while the alert is pending"
+    job = postgres_job(rule, "=~")
+    database = {"job": job, "instance": "db1:9187"}
+    exporter = {"job": job, "instance": "db2:9187"}
+    both = {"job": job, "instance": "db3:9187"}
+    ok, down, after, switch = 4, hold + 4, 8, hold // 2
+    gone = [STALE] + [None] * (down - 1)
+    series = {
+        series_selector("up", database): gauge((ok + down + after, 1)),
+        series_selector("pg_up", database): gauge((ok, 1), (down, 0), (after, 1)),
+        series_selector("up", exporter): gauge((ok, 1), (down, 0), (after, 1)),
+        series_selector("pg_up", exporter): gauge((ok, 1)) + gone + gauge((after, 1)),
+        series_selector("up", both): gauge((ok + switch, 1), (down - switch, 0), (after, 1)),
+        series_selector("pg_up", {**both, "server": "127.0.0.1:5432"}): gauge((ok, 1), (switch, 0))
+        + gone[: down - switch]
+        + gauge((after, 1)),
+    }
+    condition = [
+        [(labels, 0.0) for labels in (database, exporter, both)] if ok <= i < ok + down else []
+        for i in range(ok + down + after)
+    ]
+    return Scenario(series, condition)
+
+
+def postgres_too_many_connections(rule: dict, hold: int) -> Scenario:
+    limit = threshold(rule)
+    busy_db = {"job": POSTGRES_JOB, "instance": "db1:9187"}
+    # As many connections, but a larger max_connections: each instance is divided by its own.
+    roomy_db = {"job": POSTGRES_JOB, "instance": "db2:9187"}
+    max_connections, roomy_max = 200, 2000
+    busy = min(max_connections, int(limit * max_connections) + 10)
+    assert busy / max_connections > limit
+    calm_active, busy_active, idle = 10, busy - 20, 20
+    ok, high, after = 4, hold + 4, 8
+    length = ok + high + after
+    active = gauge((ok, calm_active), (high, busy_active), (after, calm_active))
+    series = {}
+    for labels, allowed in ((busy_db, max_connections), (roomy_db, roomy_max)):
+        for datname, state, values in (
+            ("conduit", "active", active),
+            ("conduit", "idle", gauge((length, idle))),
+            ("postgres", "idle", gauge((length, 0))),
+        ):
+            activity = {**labels, "datname": datname, "state": state}
+            series[series_selector("pg_stat_activity_count", activity)] = values
+        series[series_selector("pg_settings_max_connections", labels)] = gauge((length, allowed))
+    ratio = busy / max_connections
+    condition = [[(busy_db, ratio)] if ok <= i < ok + high else [] for i in range(length)]
+    return Scenario(series, condition, quiet=("db2:9187",))
+
+
+def backup_too_old(rule: dict, hold: int) -> Scenario:
+    """promtool's clock starts at 0, so backups before the scenario have negative timestamps. One backup
+    crosses the maximum age, one series appears without any success yet (0), one backup a minute short of
+    the maximum age at the end stays quiet; new backups clear both alerts."""
+    limit = int(threshold(rule))
+    old = {**BACKUP, "instance": "db1:9100"}
+    never = {**BACKUP, "instance": "db2:9100"}
+    fresh = {**BACKUP, "instance": "db3:9100"}
+    ok, stale, after = 4, hold + 4, 8
+    length, end = ok + stale + after, ok + stale
+    last_old = (ok - 1) * STEP - limit
+    name = "lookout_backup_last_success_timestamp_seconds"
+    series = {
+        series_selector(name, old): gauge((end, last_old), (after, end * STEP)),
+        series_selector(name, never): gauge((ok, None), (stale, 0), (after, end * STEP)),
+        series_selector(name, fresh): gauge((length, (length - 1) * STEP - limit + 60)),
+    }
+    condition = [[(old, i * STEP - last_old), (never, 0.0)] if ok <= i < end else [] for i in range(length)]
+    return Scenario(series, condition, quiet=("db3:9100",))
+
+
+def backup_restore_failed(rule: dict, hold: int) -> Scenario:
+    """One restore check fails; another stops running (its last success crosses the maximum age); a
+    third keeps succeeding. The next successful checks clear both."""
+    limit = int(threshold(rule))
+    failed = {**BACKUP, "instance": "db1:9100"}
+    stopped = {**BACKUP, "instance": "db2:9100"}
+    fine = {**BACKUP, "instance": "db3:9100"}
+    ok, bad, after = 4, hold + 4, 8
+    length, end = ok + bad + after, ok + bad
+    last_stopped = (ok - 1) * STEP - limit
+    success = "lookout_restore_check_success"
+    last = "lookout_restore_check_last_success_timestamp_seconds"
+    series = {
+        series_selector(success, failed): gauge((ok, 1), (bad, 0), (after, 1)),
+        series_selector(last, failed): gauge((end, -3600), (after, end * STEP)),
+        series_selector(success, stopped): gauge((length, 1)),
+        series_selector(last, stopped): gauge((end, last_stopped), (after, end * STEP)),
+        series_selector(success, fine): gauge((length, 1)),
+        series_selector(last, fine): gauge((length, -3600)),
+    }
+    condition = [
+        [(failed, 0.0), (stopped, i * STEP - last_stopped)] if ok <= i < end else [] for i in range(length)
+    ]
+    return Scenario(series, condition, quiet=("db3:9100",))
+
+
 SCENARIOS = {
     "WebsiteDown": website_down,
     "HighRequestRate": high_request_rate,
@@ -225,6 +359,10 @@ SCENARIOS = {
     "TargetDown": target_down,
     "NodeDiskSpaceLow": node_disk_space_low,
     "NodeMemoryLow": node_memory_low,
+    "PostgresDown": postgres_down,
+    "PostgresTooManyConnections": postgres_too_many_connections,
+    "BackupTooOld": backup_too_old,
+    "BackupRestoreFailed": backup_restore_failed,
 }
 
 
@@ -274,7 +412,7 @@ def test_alert_fires_after_for_and_resolves(rendered, variant, alert, tmp_path):
     test = {
         "interval": f"{STEP}s",
         "input_series": [
-            {"series": selector, "values": " ".join(repr(float(v)) for v in values)}
+            {"series": selector, "values": " ".join(sample(v) for v in values)}
             for selector, values in scenario.series.items()
         ],
         "promql_expr_test": [
@@ -313,3 +451,61 @@ def test_the_seeds_rules_keep_their_names_and_expressions(rendered):
     assert "probe_http_status_code" in rules["WebsiteDown"]["expr"]
     assert "== 0" in rules["WebsiteDown"]["expr"]
     assert rules["WebsiteDown"]["for"] == "1m"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_postgres_down_is_one_alert_when_both_causes_hold(rendered, variant, tmp_path):
+    """pg_up 0 and a failed scrape at once (pg_up still within the lookback): one series, one alert."""
+    rule = rendered[variant].rules["PostgresDown"]
+    hold = seconds(rule["for"]) // STEP
+    labels = {"job": postgres_job(rule, "=~"), "instance": "db1:9187"}
+    down = f"1 0x{hold + 4}"
+    test = {
+        "interval": f"{STEP}s",
+        "input_series": [
+            {"series": series_selector("up", labels), "values": down},
+            {"series": series_selector("pg_up", {**labels, "server": "127.0.0.1:5432"}), "values": down},
+        ],
+        "promql_expr_test": [
+            {
+                "expr": f"count({rule['expr']})",
+                "eval_time": f"{STEP}s",
+                "exp_samples": [{"labels": "{}", "value": 1}],
+            }
+        ],
+        "alert_rule_test": [
+            {
+                "eval_time": f"{(1 + hold) * STEP}s",
+                "alertname": "PostgresDown",
+                "exp_alerts": [
+                    {
+                        "exp_labels": {**labels, "severity": "critical"},
+                        "exp_annotations": {
+                            k: expand(v, labels, 0.0) for k, v in rule["annotations"].items()
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+    result = promtool_test(tmp_path, rendered[variant].rules_file, test)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_database_rules_follow_their_inputs(rendered):
+    defaults = yaml.safe_load((ROOT / "roles" / "prometheus" / "defaults" / "main.yml").read_text())
+    rules = rendered[DEFAULTS].rules
+    regex = defaults["prometheus_alert_postgres_job_regex"]
+    assert f'up{{job=~"{regex}"}}' in rules["PostgresDown"]["expr"]
+    assert f'up{{job!~"{regex}"}}' in rules["TargetDown"]["expr"]
+    assert rules["PostgresDown"]["for"] == defaults["prometheus_alert_postgres_down_for"]
+    connections = rules["PostgresTooManyConnections"]
+    assert threshold(connections) == defaults["prometheus_alert_postgres_connections_ratio"]
+    assert connections["for"] == defaults["prometheus_alert_postgres_connections_for"]
+    assert threshold(rules["BackupTooOld"]) == defaults["prometheus_alert_backup_max_age_seconds"]
+    assert rules["BackupTooOld"]["for"] == defaults["prometheus_alert_backup_for"]
+    restore = rules["BackupRestoreFailed"]
+    assert threshold(restore) == defaults["prometheus_alert_restore_check_max_age_seconds"]
+    assert restore["for"] == defaults["prometheus_alert_restore_check_for"]
+    assert "26h" in rules["BackupTooOld"]["annotations"]["description"]
+    assert "8d" in restore["annotations"]["description"]
