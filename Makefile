@@ -51,5 +51,8 @@ render: setup ## render every monitoring config of ENV=<env> into build/<env>/ (
 bench-monitoring: setup ## anchor comparison: node_exporter+prometheus+blackbox+alertmanager on one fresh host, 3 runs
 	bench/monitoring_bench.sh 3
 
+bench-backup: ## backup, restore check and live restore of 10,000 articles on a throwaway PostgreSQL, 3 runs
+	scripts/setup.sh venv && scripts/setup.sh tools && python bench/backup_bench.py
+
 clean-hosts: ## remove every lookout test container and network left behind
 	scripts/cleanup.sh
