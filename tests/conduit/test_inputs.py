@@ -58,3 +58,40 @@ def test_a_wrong_wheel_is_refused_by_name(tmp_path, wheel):
     assert run.returncode != 0
     message = "conduit: conduit_app_wheel must be empty or a wheel file on the controller named conduit-1.4.0"
     assert message in run.stdout, run.stdout
+
+
+@pytest.mark.parametrize("hosts", [[], ["web1"]])
+def test_sqlite_serves_one_host(tmp_path, hosts):
+    run = _preflight(tmp_path, conduit_database_engine="sqlite", conduit_web_hosts=hosts)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_sqlite_is_refused_for_several_web_hosts(tmp_path):
+    run = _preflight(tmp_path, conduit_database_engine="sqlite", conduit_web_hosts=["web1", "web2"])
+    assert run.returncode != 0
+    message = "conduit: conduit_database_engine is sqlite, a file per host, but 2 hosts serve"
+    assert message in run.stdout, run.stdout
+
+
+def test_postgresql_serves_several_web_hosts(tmp_path):
+    run = _preflight(
+        tmp_path,
+        conduit_database_engine="postgresql",
+        conduit_database_password="p" * 20,
+        conduit_web_hosts=["web1", "web2"],
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        {"conduit_migrate_backup_host": "db1"},
+        {"conduit_migrate_backup_unit": "lookout-pg-backup@conduit.service"},
+    ],
+)
+def test_the_dump_before_migrating_needs_host_and_unit(tmp_path, inputs):
+    run = _preflight(tmp_path, **inputs)
+    assert run.returncode != 0
+    message = "conduit: conduit_migrate_backup_unit and conduit_migrate_backup_host are set together"
+    assert message in run.stdout, run.stdout
