@@ -49,6 +49,8 @@ def test_each_severity_reaches_its_own_receiver(rendered, env):
     ("alertname", "severity"),
     [
         ("WebsiteDown", "critical"),
+        ("WebHostDown", "warning"),
+        ("BackendDown", "warning"),
         ("HighRequestRate", "warning"),
         ("TargetDown", "critical"),
         ("HighErrorRate", "warning"),
@@ -165,17 +167,50 @@ def inhibit_rules(rendered, request):
     return rules
 
 
-@pytest.mark.parametrize("symptom", ["HighRequestRate", "HighErrorRate", "HighLatency"])
-def test_a_down_site_silences_its_own_symptoms(inhibit_rules, symptom):
-    assert inhibited(inhibit_rules, alert("WebsiteDown", "critical"), alert(symptom, "warning"))
-    assert inhibited(inhibit_rules, alert("WebsiteDown", "critical"), alert(symptom, "critical"))
+# The alerts saying a web host is down: WebsiteDown without a frontend (per host), WebHostDown and
+# BackendDown behind one.
+HOST_DOWN = [("WebsiteDown", "critical"), ("WebHostDown", "warning"), ("BackendDown", "warning")]
 
 
+@pytest.mark.parametrize("down", HOST_DOWN, ids=lambda d: d[0])
 @pytest.mark.parametrize("symptom", ["HighRequestRate", "HighErrorRate", "HighLatency"])
-def test_a_down_site_does_not_silence_other_sites_or_environments(inhibit_rules, symptom):
-    down = alert("WebsiteDown", "critical", instance="web1:8000")
-    assert not inhibited(inhibit_rules, down, alert(symptom, "warning", instance="web2:8000"))
-    assert not inhibited(inhibit_rules, down, alert(symptom, "warning", env="testing"))
+def test_a_down_web_host_silences_its_own_symptoms(inhibit_rules, down, symptom):
+    assert inhibited(inhibit_rules, alert(*down), alert(symptom, "warning"))
+    assert inhibited(inhibit_rules, alert(*down), alert(symptom, "critical"))
+
+
+@pytest.mark.parametrize("down", HOST_DOWN, ids=lambda d: d[0])
+@pytest.mark.parametrize("symptom", ["HighRequestRate", "HighErrorRate", "HighLatency"])
+def test_a_down_web_host_does_not_silence_other_hosts_or_environments(inhibit_rules, down, symptom):
+    source = alert(*down, instance="web1:8000")
+    assert not inhibited(inhibit_rules, source, alert(symptom, "warning", instance="web2:8000"))
+    assert not inhibited(inhibit_rules, source, alert(symptom, "warning", env="testing"))
+
+
+@pytest.mark.parametrize("target", ["WebHostDown", "TargetDown"])
+def test_backend_down_silences_the_same_web_hosts_probe_and_scrape(inhibit_rules, target):
+    backend_down = alert("BackendDown", "warning", instance="web1:5566")
+    assert inhibited(inhibit_rules, backend_down, alert(target, "warning", instance="web1:5566"))
+    assert not inhibited(inhibit_rules, backend_down, alert(target, "warning", instance="web2:5566"))
+    assert not inhibited(
+        inhibit_rules, backend_down, alert(target, "warning", instance="web1:5566", env="testing")
+    )
+
+
+def test_nothing_silences_backend_down_or_the_site_probe(inhibit_rules):
+    """BackendDown is the one message of a host out of the pool; the public URL's WebsiteDown pages."""
+    sources = [
+        alert(name, sev, instance=i)
+        for name, sev in [*HOST_DOWN, ("TargetDown", "warning")]
+        for i in ("web1:5566", "https://conduit.example.org/health")
+    ]
+    for target in (
+        alert("BackendDown", "warning", instance="web1:5566"),
+        alert("WebsiteDown", "critical", instance="https://conduit.example.org/health"),
+    ):
+        for source in sources:
+            if source != target:
+                assert not inhibited(inhibit_rules, source, target), f"{source} silences {target}"
 
 
 def test_a_critical_alert_silences_its_own_warning(inhibit_rules):

@@ -348,6 +348,9 @@ def test_the_dashboards_cover_the_required_metrics():
             "histogram_quantile(0.99",
             'status=~\\"5..\\"',
             "up{",
+            "haproxy_frontend_http_requests_total",
+            'code=\\"5xx\\"',
+            "haproxy_server_status",
         ],
         "probes": [
             "probe_success",
@@ -365,3 +368,17 @@ def test_the_dashboards_cover_the_required_metrics():
     }
     missing = {name: [m for m in metrics if m not in text[name]] for name, metrics in required.items()}
     assert not any(missing.values()), missing
+
+
+def test_the_frontend_panels_select_the_haproxy_roles_names():
+    """HAProxy's series are selected by proxy name: the public frontend and the backend the role renders."""
+    role = ROOT / "roles" / "haproxy"
+    frontend = yaml.safe_load((role / "vars" / "main.yml").read_text())["__haproxy_frontend_name"]
+    backend = yaml.safe_load((role / "defaults" / "main.yml").read_text())["haproxy_backend_name"]
+    dashboard = _load(ROLE / "files" / "dashboards" / "conduit.json")
+    queries = [q.expr for q in panel_queries.extract_queries(dashboard) if "haproxy_" in q.expr]
+    assert len(queries) == 5
+    for expr in queries:
+        proxies = set(re.findall(r'proxy="([^"]+)"', expr))
+        expected = {backend} if "haproxy_backend_" in expr or "haproxy_server_" in expr else {frontend}
+        assert proxies == expected, expr

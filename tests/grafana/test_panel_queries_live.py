@@ -1,8 +1,11 @@
 """Every dashboard query runs on a real Prometheus, fed by the real exporters this controller has.
 
 A Prometheus (the Debian binary) starts on 127.0.0.1 with a temporary data directory and scrapes, once a
-second: itself, a node_exporter, a tiny Flask app instrumented by Conduit's own ``conduit.metrics``, and a
-blackbox exporter probing that app when the binary is installed. k6 drives the Flask app for two seconds
+second: itself, a node_exporter, a tiny Flask app instrumented by Conduit's own ``conduit.metrics``, a
+blackbox exporter probing that app when the binary is installed, and the controller's haproxy (Debian's 2.6)
+in front of that app, its frontend and backend named as the haproxy role names them, with one server
+named ``address:port`` like lookout's and one that never answers (a DOWN state); a few requests, one of
+them failing, go through it. k6 drives the Flask app for two seconds
 and writes its results to Prometheus with the experimental-prometheus-rw output, the way lookout's k6 role
 does. Every process listens on loopback, runs for seconds and is stopped at the end.
 
@@ -24,6 +27,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import panel_queries
@@ -41,6 +45,9 @@ SOURCES = {
     "lookout-probes": "blackbox",
     "lookout-loadtest": "k6",
 }
+HAPROXY = Path(os.environ.get("LOOKOUT_HAPROXY", "/usr/sbin/haproxy"))
+# Queries of HAProxy's series read the haproxy exporter, whichever dashboard holds them.
+HAPROXY_METRIC = "haproxy_"
 # Series that exist only after rare events, which a few seconds of healthy traffic does not produce.
 EVENTUALLY_EMPTY = {
     "lookout-probes": ["Certificate expires in", "Certificate expiry"],  # the probed app speaks plain HTTP
@@ -132,6 +139,57 @@ def _process(argv: list[str], log: Path):
             process.wait(timeout=5)
 
 
+def _haproxy_names() -> tuple[str, str]:
+    """The public frontend's and the backend's names in the haproxy role (the dashboards select them)."""
+    role = ROOT / "roles" / "haproxy"
+    internals = yaml.safe_load((role / "vars" / "main.yml").read_text())
+    defaults = yaml.safe_load((role / "defaults" / "main.yml").read_text())
+    return internals["__haproxy_frontend_name"], defaults["haproxy_backend_name"]
+
+
+def _haproxy_config(app_port: int, public_port: int, metrics_port: int) -> str:
+    frontend, backend = _haproxy_names()
+    dead = _free_port()
+    return (
+        "defaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n"
+        f"frontend {frontend}\n  bind 127.0.0.1:{public_port}\n  default_backend {backend}\n"
+        f"backend {backend}\n  option httpchk GET /api/ping\n"
+        f"  server 127.0.0.1:{app_port} 127.0.0.1:{app_port} check inter 500 fall 1 rise 1\n"
+        f"  server 127.0.0.1:{dead} 127.0.0.1:{dead} check inter 500 fall 1 rise 1\n"
+        f"frontend metrics\n  bind 127.0.0.1:{metrics_port}\n"
+        "  http-request use-service prometheus-exporter if { path /metrics }\n"
+    )
+
+
+def _start_haproxy(stack, work: Path, app_port, ran: dict, reasons: dict) -> tuple[str, int | None]:
+    """The controller's haproxy before the app: (its scrape config, public port), or ("", None) and why."""
+    if not (HAPROXY.exists() and app_port):
+        ran["haproxy"] = False
+        reasons["haproxy"] = f"{HAPROXY} is missing" if app_port else "no app behind the frontend"
+        return "", None
+    public_port, metrics_port = _free_port(), _free_port()
+    (work / "haproxy.cfg").write_text(_haproxy_config(app_port, public_port, metrics_port))
+    # `timeout` bounds it even if this test dies before stopping it.
+    stack.enter_context(
+        _process(
+            ["timeout", "180", str(HAPROXY), "-db", "-f", str(work / "haproxy.cfg")], work / "haproxy.log"
+        )
+    )
+    _wait_http(f"http://127.0.0.1:{metrics_port}/metrics", 10)
+    ran["haproxy"] = True
+    return _static("haproxy", f"127.0.0.1:{metrics_port}"), public_port
+
+
+def _through_haproxy(public_port: int | None) -> None:
+    """Requests through the frontend once its health check has seen the app: answers and one 5xx."""
+    if public_port is None:
+        return
+    _wait_http(f"http://127.0.0.1:{public_port}/api/ping", 10)
+    for path in ["/api/ping"] * 5 + ["/api/boom"]:
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{public_port}{path}", timeout=2).close()
+
+
 def _static(job: str, target: str) -> str:
     return (
         f"  - job_name: {job}\n    static_configs:\n"
@@ -209,6 +267,9 @@ def live(tmp_path_factory):
             ran["blackbox"] = False
             reasons["blackbox"] = f"{BLACKBOX_EXPORTER} is missing" if app_port else "no app to probe"
 
+        haproxy_scrape, haproxy_public_port = _start_haproxy(stack, work, app_port, ran, reasons)
+        scrape += haproxy_scrape
+
         config = work / "prometheus.yml"
         config.write_text(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n" + scrape
@@ -268,6 +329,7 @@ def live(tmp_path_factory):
                 for path in ["/api/ping"] * 5 + ["/api/boom"]:
                     with contextlib.suppress(OSError):
                         urllib.request.urlopen(f"http://127.0.0.1:{app_port}{path}", timeout=2).close()
+        _through_haproxy(haproxy_public_port)
         # rate() needs two samples of every series inside its window: wait for two more scrapes of every
         # target after the traffic (Prometheus starts scraping a few seconds after it is ready).
         done = _scrapes(url) + 2
@@ -300,7 +362,7 @@ def test_queries_return_data_from_the_exporters_that_ran(live):
     url, ran = live
     missing = []
     for r in _results(url):
-        source = SOURCES[r.query.dashboard]
+        source = "haproxy" if HAPROXY_METRIC in r.query.query else SOURCES[r.query.dashboard]
         allowed = any(
             r.query.panel.startswith(title) for title in EVENTUALLY_EMPTY.get(r.query.dashboard, [])
         )

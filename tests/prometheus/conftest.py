@@ -1,6 +1,10 @@
 """Renders the prometheus role's rules and configuration once per test session: with the role defaults,
 and for every environment with its knobs wired by group_vars/all/prometheus.yml (MONITORING_PASSWORD stands in
-for the vault's vault_monitoring_password, which environments with lookout_auth_enabled need)."""
+for the vault's vault_monitoring_password, which environments with lookout_auth_enabled need).
+
+FRONTEND is production's knobs wired the same way in an inventory that also has a `frontend` group (the
+wiring then gives site URLs and HAProxy targets). It renders in a run of its own: `groups` is one per
+inventory, and the environments' inventory has no frontend host."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,7 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 from controller_helpers import ENVIRONMENTS, ROOT, ansible_playbook, knobs, local_host
-from prometheus_helpers import DEFAULTS
+from prometheus_helpers import DEFAULTS, FRONTEND
+
+FRONTEND_ENV = "production"
+FRONTEND_HOSTS = {"prod-lb1": {"ansible_host": "203.0.113.10"}}
 
 MONITORING_PASSWORD = "test-monitoring-password"
 
@@ -76,5 +83,25 @@ def rendered(tmp_path_factory) -> dict[str, Rendered]:
         },
     }
     run = ansible_playbook(playbook, {"all": {"children": inventory}}, workdir)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+    frontend_dir = workdir / "frontend-run"
+    frontend_dir.mkdir()
+    results[FRONTEND] = Rendered(FRONTEND, knobs(FRONTEND_ENV), workdir / FRONTEND)
+    frontend_inventory = {
+        "environments": {
+            "hosts": {
+                FRONTEND: local_host(
+                    **results[FRONTEND].knobs,
+                    vault_monitoring_password=MONITORING_PASSWORD,
+                    prometheus_render_dir=str(results[FRONTEND].directory),
+                )
+            }
+        },
+        "frontend": {"hosts": FRONTEND_HOSTS},
+    }
+    run = ansible_playbook(
+        playbook, {"all": {"children": frontend_inventory}}, frontend_dir, "--limit", FRONTEND
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     return results

@@ -15,6 +15,8 @@ from controller_helpers import tool
 
 # The name under which the rules rendered with the role defaults alone are kept.
 DEFAULTS = "role-defaults"
+# Production's knobs with a frontend host: the site URLs and HAProxy targets the wiring derives from it.
+FRONTEND = "production+frontend"
 
 # The scenarios' sample spacing and the rule evaluation interval of the promtool tests.
 STEP = 15

@@ -3,7 +3,8 @@
 hosts, the environment's label and intervals are set; and no role names an inventory group.
 
 Two copies of production pin the PostgreSQL job whatever the inventories hold: one whose `database` group
-has two hosts (one without ansible_host, one with its own exporter port), one without the group."""
+has two hosts (one without ansible_host, one with its own exporter port), one without the group. Two more
+do the same for the `frontend` group (HAProxy's exporters and the probe of the public URL)."""
 
 import os
 import re
@@ -30,11 +31,24 @@ DATABASE_HOSTS = {
     "prod-db1": {"ansible_host": "203.0.113.31"},
     "prod-db2": {"postgres_exporter_port": 9188},
 }
-CONFIG_VARIANTS = (*ENVIRONMENTS, WITH_DATABASE, WITHOUT_DATABASE)
+WITH_FRONTEND = "production+frontend"
+WITHOUT_FRONTEND = "production-frontend"
+FRONTEND_HOSTS = {
+    "prod-lb1": {"ansible_host": "203.0.113.10"},
+    "prod-lb2": {"haproxy_metrics_port": 8406},
+}
+# Copies of production with their group replaced: variant -> (group, its hosts or None to drop it).
+GROUP_VARIANTS = {
+    WITH_DATABASE: ("database", DATABASE_HOSTS),
+    WITHOUT_DATABASE: ("database", None),
+    WITH_FRONTEND: ("frontend", FRONTEND_HOSTS),
+    WITHOUT_FRONTEND: ("frontend", None),
+}
+CONFIG_VARIANTS = (*ENVIRONMENTS, *GROUP_VARIANTS)
 
 
 def _env(variant: str) -> str:
-    return "production" if variant in (WITH_DATABASE, WITHOUT_DATABASE) else variant
+    return "production" if variant in GROUP_VARIANTS else variant
 
 
 def _probe_paths() -> list[str]:
@@ -61,9 +75,10 @@ def configs(tmp_path_factory) -> dict[str, tuple[dict, dict]]:
         if name != env:
             hosts_file = inventory / "hosts.yml"
             hosts = yaml.safe_load(hosts_file.read_text())
-            hosts["all"]["children"].pop("database", None)
-            if name == WITH_DATABASE:
-                hosts["all"]["children"]["database"] = {"hosts": DATABASE_HOSTS}
+            group, members = GROUP_VARIANTS[name]
+            hosts["all"]["children"].pop(group, None)
+            if members:
+                hosts["all"]["children"][group] = {"hosts": members}
             hosts_file.write_text(yaml.safe_dump(hosts))
         command = [tool("ansible-playbook"), "-i", str(inventory), str(ROOT / "playbooks" / "render.yml")]
         command += ["--tags", "prometheus", "-e", f"lookout_render_dir={workdir / 'out' / name}"]
@@ -124,7 +139,9 @@ def test_jobs_follow_the_inventory(configs, env):
         "blackbox",
         "node",
         "alertmanager",
-    } | ({f"{env}-postgres"} if _group(hosts, "database") else set())
+    } | ({f"{env}-postgres"} if _group(hosts, "database") else set()) | (
+        {f"{env}-haproxy", f"{env}-site"} if _group(hosts, "frontend") else set()
+    )
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:9093"]
 
 
@@ -154,6 +171,49 @@ def test_database_hosts_bring_a_postgres_job(configs):
     without = {j["job_name"] for j in configs[WITHOUT_DATABASE][1]["scrape_configs"]}
     assert "production-postgres" not in without
     assert {j["job_name"] for j in config["scrape_configs"]} == without | {"production-postgres"}
+
+
+@pytest.mark.parametrize("variant", CONFIG_VARIANTS)
+def test_the_frontend_jobs_follow_the_frontend_hosts(configs, variant):
+    hosts, config = configs[variant]
+    env = _env(variant)
+    exporters = [
+        f"{_address(h, v)}:{(v or {}).get('haproxy_metrics_port', 8405)}"
+        for h, v in _group(hosts, "frontend").items()
+    ]
+    names = {j["job_name"] for j in config["scrape_configs"]}
+    if not exporters:
+        assert not names & {f"{env}-haproxy", f"{env}-site"}
+        return
+    assert _job(config, f"{env}-haproxy")["static_configs"] == [{"targets": exporters}]
+    site = _job(config, f"{env}-site")
+    public_name = yaml.safe_load(
+        (ROOT / "inventories" / env / "group_vars" / "all" / "vars.yml").read_text()
+    )["lookout_public_name"]
+    assert site["static_configs"] == [{"targets": [f"https://{public_name}/health"]}]
+    # The same module as the per-host probes, through the same blackbox exporter, with its credentials.
+    probes = _job(config, "blackbox-http")
+    assert site["params"] == probes["params"] and site["metrics_path"] == "/probe"
+    assert site.get("basic_auth") == probes.get("basic_auth")
+    relabel = {(tuple(r.get("source_labels", [])), r["target_label"]) for r in site["relabel_configs"]}
+    assert {(("__address__",), "__param_target"), (("__address__",), "instance")} <= relabel
+    assert [r["replacement"] for r in site["relabel_configs"] if r["target_label"] == "__address__"] == [
+        r["replacement"] for r in probes["relabel_configs"] if r["target_label"] == "__address__"
+    ]
+
+
+def test_frontend_hosts_bring_their_jobs(configs):
+    _, config = configs[WITH_FRONTEND]
+    assert _job(config, "production-haproxy")["static_configs"] == [
+        {"targets": ["203.0.113.10:8405", "prod-lb2:8406"]}
+    ]
+    # Their node exporters are scraped like every host's.
+    assert {"203.0.113.10:9100", "prod-lb2:9100"} <= set(_job(config, "node")["static_configs"][0]["targets"])
+    without = {j["job_name"] for j in configs[WITHOUT_FRONTEND][1]["scrape_configs"]}
+    assert {j["job_name"] for j in config["scrape_configs"]} == without | {
+        "production-haproxy",
+        "production-site",
+    }
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

@@ -91,6 +91,19 @@ PREFLIGHT_CASES = [
         "prometheus_alertmanager_basic_auth",
     ),
     ("prometheus", "main", {"prometheus_postgres_targets": ["db1"]}, "prometheus_postgres_targets"),
+    ("prometheus", "main", {"prometheus_haproxy_targets": ["lb1"]}, "prometheus_haproxy_targets"),
+    (
+        "prometheus",
+        "main",
+        {"prometheus_site_urls": ["conduit.example.org/health"]},
+        "prometheus_site_urls",
+    ),
+    (
+        "prometheus",
+        "main",
+        {"prometheus_site_urls": ["https://conduit.example.org/health"], "prometheus_blackbox_address": ""},
+        "prometheus_blackbox_address",
+    ),
     ("blackbox_exporter", "main", BLACKBOX_ENABLED, "blackbox_exporter_web_basic_auth_users"),
     (
         "blackbox_exporter",

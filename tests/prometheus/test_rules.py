@@ -7,6 +7,10 @@ recover. The thresholds come from the rendered rule itself (test_thresholds pins
 
 Series values are floats, None for no sample (`_`) and STALE for the staleness marker a failed scrape
 leaves on every series of its target.
+
+FRONTEND (production behind a frontend host) has site URLs: its WebsiteDown reads the public URL's probe
+and WebHostDown the per-host probes; without site URLs WebHostDown does not exist and WebsiteDown is the
+seed's per-host rule.
 """
 
 import math
@@ -18,6 +22,7 @@ import yaml
 from controller_helpers import ENVIRONMENTS, ROOT
 from prometheus_helpers import (
     DEFAULTS,
+    FRONTEND,
     STEP,
     expand,
     histogram_quantile,
@@ -29,6 +34,8 @@ from prometheus_helpers import (
 
 ALERTS = (
     "WebsiteDown",
+    "WebHostDown",
+    "BackendDown",
     "HighRequestRate",
     "HighErrorRate",
     "HighLatency",
@@ -40,7 +47,11 @@ ALERTS = (
     "BackupTooOld",
     "BackupRestoreFailed",
 )
-VARIANTS = (DEFAULTS, *ENVIRONMENTS)
+VARIANTS = (DEFAULTS, *ENVIRONMENTS, FRONTEND)
+# Variants with site URLs, the only ones with WebHostDown.
+SITE_VARIANTS = (FRONTEND,)
+ROLE_DEFAULTS = yaml.safe_load((ROOT / "roles" / "prometheus" / "defaults" / "main.yml").read_text())
+SITE_URL = "https://conduit.example.org/health"
 WEB = "web1:5566"
 STALE = "stale"
 # A job name the postgres job regex of the rules must match, as group_vars/all/prometheus.yml names it.
@@ -94,10 +105,18 @@ def postgres_job(rule: dict, operator: str) -> str:
 
 
 def website_down(rule: dict, hold: int) -> Scenario:
+    """The per-host probes (WebHostDown, or WebsiteDown without site URLs), or the site's public URLs,
+    labelled as prometheus.yml labels them: a web host's probe keeps the host as `instance`, a site
+    probe's `instance` is its URL."""
     up, down = 4, hold + 4
     job = re.search(r'job="([^"]+)"', rule["expr"]).group(1)
-    refused = {"job": job, "instance": WEB, "url": f"http://{WEB}/"}
-    failing = {"job": job, "instance": WEB, "url": f"http://{WEB}/health"}
+    if job == ROLE_DEFAULTS["prometheus_blackbox_job_name"]:
+        refused = {"job": job, "instance": WEB, "url": f"http://{WEB}/"}
+        failing = {"job": job, "instance": WEB, "url": f"http://{WEB}/health"}
+    else:
+        other = SITE_URL.replace("/health", "/")
+        refused = {"job": job, "instance": SITE_URL, "url": SITE_URL}
+        failing = {"job": job, "instance": other, "url": other}
     series = {
         # No answer at all: status code 0.
         series_selector("probe_http_status_code", refused): gauge((up, 200), (down, 0), (8, 200)),
@@ -351,8 +370,44 @@ def backup_restore_failed(rule: dict, hold: int) -> Scenario:
     return Scenario(series, condition, quiet=("db3:9100",))
 
 
+def backend_down(rule: dict, hold: int) -> Scenario:
+    """Two frontend hosts report the same servers. web1 goes DOWN on both (one alert, its instance the
+    server's name); web2 is drained, web3 in maintenance, web4 UP: they never alert, nor does a DOWN
+    server of another backend."""
+    backend = re.search(r'proxy="([^"]+)"', rule["expr"]).group(1)
+    job = "test-haproxy"
+    ok, down, after = 4, hold + 4, 8
+    length = ok + down + after
+    states = ("DOWN", "UP", "MAINT", "DRAIN", "NOLB")
+
+    def server(name: str, proxy: str, frontend: str, state_of) -> dict:
+        labels = {"job": job, "instance": frontend, "proxy": proxy, "server": name}
+        return {
+            series_selector("haproxy_server_status", {**labels, "state": s}): [
+                1.0 if state_of(i) == s else 0.0 for i in range(length)
+            ]
+            for s in states
+        }
+
+    def failing(i: int) -> str:
+        return "DOWN" if ok <= i < ok + down else "UP"
+
+    series = {}
+    for frontend in ("lb1:8405", "lb2:8405"):
+        series |= server("web1:5566", backend, frontend, failing)
+        series |= server("web2:5566", backend, frontend, lambda i: "DRAIN")
+        series |= server("web3:5566", backend, frontend, lambda i: "MAINT")
+        series |= server("web4:5566", backend, frontend, lambda i: "UP")
+        series |= server("web1:5566", f"not-{backend}", frontend, lambda i: "DOWN")
+    alert = {"job": job, "proxy": backend, "server": "web1:5566", "instance": "web1:5566"}
+    condition = [[(alert, 1.0)] if ok <= i < ok + down else [] for i in range(length)]
+    return Scenario(series, condition, quiet=("web2:5566 DRAIN", "web3:5566 MAINT", "web4:5566 UP"))
+
+
 SCENARIOS = {
     "WebsiteDown": website_down,
+    "WebHostDown": website_down,
+    "BackendDown": backend_down,
     "HighRequestRate": high_request_rate,
     "HighErrorRate": high_error_rate,
     "HighLatency": high_latency,
@@ -366,9 +421,15 @@ SCENARIOS = {
 }
 
 
+def shipped(variant: str) -> list[str]:
+    """The alerts a variant's rules must hold: WebHostDown only with site URLs."""
+    return [a for a in ALERTS if a != "WebHostDown" or variant in SITE_VARIANTS]
+
+
 def test_every_shipped_alert_has_a_scenario(rendered):
+    assert sorted(SCENARIOS) == sorted(ALERTS)
     for variant in VARIANTS:
-        assert sorted(rendered[variant].rules) == sorted(SCENARIOS) == sorted(ALERTS)
+        assert sorted(rendered[variant].rules) == sorted(shipped(variant)), variant
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -379,8 +440,9 @@ def test_every_alert_is_documented(rendered, variant):
         assert rule["annotations"]["runbook_url"].endswith("#" + name.lower()), name
 
 
-@pytest.mark.parametrize("alert", ALERTS)
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize(
+    ("variant", "alert"), [(v, a) for v in VARIANTS for a in shipped(v)], ids=lambda x: x
+)
 def test_alert_fires_after_for_and_resolves(rendered, variant, alert, tmp_path):
     rules = rendered[variant]
     rule = rules.rules[alert]
@@ -509,3 +571,69 @@ def test_database_rules_follow_their_inputs(rendered):
     assert restore["for"] == defaults["prometheus_alert_restore_check_for"]
     assert "26h" in rules["BackupTooOld"]["annotations"]["description"]
     assert "8d" in restore["annotations"]["description"]
+
+
+PER_HOST_PROBE = 'probe_http_status_code{job="blackbox-http"} == 0 or probe_success{job="blackbox-http"} == 0'
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v not in SITE_VARIANTS])
+def test_without_site_urls_website_down_stays_on_the_web_hosts(rendered, variant):
+    rule = rendered[variant].rules["WebsiteDown"]
+    assert rule["expr"] == PER_HOST_PROBE
+    assert rule["labels"] == {"severity": "critical"}
+    assert rule["annotations"]["description"] == (
+        "The blackbox probe of {{ $labels.url }} on {{ $labels.instance }} has failed for "
+        f"{rule['for']}."
+    )
+
+
+def test_with_site_urls_website_down_pages_on_the_public_url_and_web_hosts_warn(rendered):
+    behind = rendered[FRONTEND].rules
+    alone = rendered["production"].rules
+    site_job = f"{FRONTEND.split('+')[0]}-site"
+    assert behind["WebsiteDown"]["expr"] == (
+        f'probe_http_status_code{{job="{site_job}"}} == 0 or probe_success{{job="{site_job}"}} == 0'
+    )
+    assert behind["WebsiteDown"]["labels"] == {"severity": "critical"}
+    # What WebsiteDown checked without a frontend, now a warning with the same `for`.
+    assert behind["WebHostDown"]["expr"] == alone["WebsiteDown"]["expr"] == PER_HOST_PROBE
+    assert behind["WebHostDown"]["labels"] == {"severity": "warning"}
+    assert behind["WebHostDown"]["for"] == behind["WebsiteDown"]["for"] == alone["WebsiteDown"]["for"]
+    # The public URL the rule reads is the one prometheus.yml probes under that job.
+    site = [j for j in rendered[FRONTEND].config["scrape_configs"] if j["job_name"] == site_job]
+    assert [c["targets"] for c in site[0]["static_configs"]] == [
+        [f"https://{rendered[FRONTEND].knobs['lookout_public_name']}/health"]
+    ]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_backend_down_follows_its_inputs(rendered, variant):
+    rule = rendered[variant].rules["BackendDown"]
+    backend = ROLE_DEFAULTS["prometheus_alert_backend_name"]
+    assert f'haproxy_server_status{{proxy="{backend}",state="DOWN"}}' in rule["expr"]
+    assert rule["for"] == ROLE_DEFAULTS["prometheus_alert_backend_down_for"]
+    assert rule["labels"] == {"severity": "warning"}
+
+
+@pytest.mark.parametrize("state", ["DRAIN", "MAINT", "UP", "NOLB"])
+def test_backend_down_ignores_servers_not_down(rendered, state, tmp_path):
+    """A server held in one state for far longer than `for`: only DOWN alerts."""
+    rule = rendered[DEFAULTS].rules["BackendDown"]
+    steps = seconds(rule["for"]) // STEP + 10
+    labels = {"job": "test-haproxy", "instance": "lb1:8405", "proxy": "conduit", "server": WEB}
+    series = [
+        {
+            "series": series_selector("haproxy_server_status", {**labels, "state": s}),
+            "values": " ".join(["1" if s == state else "0"] * steps),
+        }
+        for s in ("DOWN", "UP", "MAINT", "DRAIN", "NOLB")
+    ]
+    test = {
+        "interval": f"{STEP}s",
+        "input_series": series,
+        "alert_rule_test": [
+            {"eval_time": f"{(steps - 1) * STEP}s", "alertname": "BackendDown", "exp_alerts": []}
+        ],
+    }
+    result = promtool_test(tmp_path, rendered[DEFAULTS].rules_file, test)
+    assert result.returncode == 0, result.stdout + result.stderr
