@@ -12,18 +12,17 @@ def _plays(name: str) -> list[dict]:
     return yaml.safe_load((ROOT / "playbooks" / name).read_text())
 
 
-def test_web_playbook_runs_the_role_on_the_web_group():
+def test_web_playbook_rolls_one_batch_at_a_time_and_stops_at_a_failure():
     (play,) = _plays("web.yml")
-    assert play["hosts"] == "web"
-    assert [r["role"] for r in play["roles"]] == ["conduit"]
-
-
-def test_deploy_rolls_one_batch_at_a_time_and_stops_at_a_failure():
-    (play,) = _plays("deploy.yml")
     assert play["hosts"] == "web"
     assert play["max_fail_percentage"] == 0
     assert play["serial"] == "{{ lookout_deploy_serial | default(1) }}"
     assert [r["role"] for r in play["roles"]] == ["conduit"]
+
+
+def test_deploy_is_the_web_play():
+    (play,) = _plays("deploy.yml")
+    assert play["ansible.builtin.import_playbook"] == "web.yml"
 
 
 def test_wiring_takes_secrets_from_the_vault_and_the_version_from_the_inventory():

@@ -611,7 +611,8 @@ def test_backend_down_follows_its_inputs(rendered, variant):
     rule = rendered[variant].rules["BackendDown"]
     backend = ROLE_DEFAULTS["prometheus_alert_backend_name"]
     assert f'haproxy_server_status{{proxy="{backend}",state="DOWN"}}' in rule["expr"]
-    assert rule["for"] == ROLE_DEFAULTS["prometheus_alert_backend_down_for"]
+    # The wiring gives it the same `for` as the per-host probe it silences (group_vars/all/prometheus.yml).
+    assert rule["for"] == rendered[variant].rules["WebsiteDown"]["for"]
     assert rule["labels"] == {"severity": "warning"}
 
 
