@@ -6,25 +6,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from controller_helpers import ansible_playbook, local_host
-
-PLAY = """
-- name: Run the conduit role's input checks
-  hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: Check the inputs
-      ansible.builtin.include_role:
-        name: conduit
-        tasks_from: preflight
-"""
+from controller_helpers import role_preflight
 
 
 def _preflight(tmp_path: Path, **inputs) -> subprocess.CompletedProcess:
-    play = tmp_path / "preflight.yml"
-    play.write_text(PLAY)
     hostvars = {"conduit_version": "1.4.0", "conduit_secret_key": "k" * 40, **inputs}
-    return ansible_playbook(play, {"all": {"hosts": {"localhost": local_host(**hostvars)}}}, tmp_path)
+    return role_preflight("conduit", tmp_path, **hostvars)
 
 
 def _wheel(tmp_path: Path, version: str) -> Path:

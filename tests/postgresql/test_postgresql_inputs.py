@@ -6,18 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from controller_helpers import ansible_playbook, local_host
-
-PLAY = """
-- name: Run the postgresql role's input checks
-  hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: Check the inputs
-      ansible.builtin.include_role:
-        name: postgresql
-        tasks_from: preflight
-"""
+from controller_helpers import role_preflight
 
 GOOD = {
     "postgresql_users": [
@@ -35,10 +24,7 @@ GOOD = {
 
 
 def _preflight(tmp_path: Path, **inputs) -> subprocess.CompletedProcess:
-    play = tmp_path / "preflight.yml"
-    play.write_text(PLAY)
-    hostvars = {**GOOD, **inputs}
-    return ansible_playbook(play, {"all": {"hosts": {"localhost": local_host(**hostvars)}}}, tmp_path)
+    return role_preflight("postgresql", tmp_path, **{**GOOD, **inputs})
 
 
 def test_a_good_set_passes(tmp_path):

@@ -74,3 +74,22 @@ def http_get(
         return error.code, error.read()
     except urllib.error.URLError:
         return 0, b""
+
+
+PREFLIGHT_PLAY = """
+- name: Run a role's input checks
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Check the inputs
+      ansible.builtin.include_role:
+        name: {role}
+        tasks_from: preflight
+"""
+
+
+def role_preflight(role: str, workdir: Path, **hostvars) -> subprocess.CompletedProcess:
+    """Runs the role's own preflight tasks on the controller with these inputs."""
+    play = workdir / "preflight.yml"
+    play.write_text(PREFLIGHT_PLAY.format(role=role))
+    return ansible_playbook(play, {"all": {"hosts": {"localhost": local_host(**hostvars)}}}, workdir)
