@@ -225,7 +225,17 @@ def seed(url: str) -> None:
         raise SystemExit(f"seeding failed: {listed['articlesCount']} articles")
 
 
-def run_k6(k6: str, script: Path, url: str, *, vus: int, duration: str, summary: Path) -> dict[str, float]:
+def run_k6(
+    k6: str,
+    script: Path,
+    url: str,
+    *,
+    vus: int,
+    duration: str,
+    summary: Path,
+    env: dict[str, str] | None = None,
+) -> dict[str, float]:
+    """One k6 run; `env` is added to this process's environment for k6 (e.g. SSL_CERT_FILE)."""
     command = [
         k6,
         "run",
@@ -239,7 +249,8 @@ def run_k6(k6: str, script: Path, url: str, *, vus: int, duration: str, summary:
         duration,
     ]
     command += ["--summary-export", str(summary), "-e", f"BASE_URL={url}", str(script)]
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, timeout=3600)
+    environ = {**os.environ, **env} if env else None
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, timeout=3600, env=environ)
     metrics = json.loads(summary.read_text())["metrics"]
     duration_ms = metrics["http_req_duration"]
     checks = metrics["checks"]
