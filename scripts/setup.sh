@@ -15,8 +15,10 @@ mirror=${LOOKOUT_MIRROR:-http://deb.debian.org/debian}
 dockerd_log=${LOOKOUT_DOCKERD_LOG:-/var/log/lookout-dockerd.log}
 image_repo=lookout/debian
 # Packages every test host carries: systemd as PID 1, Python for Ansible, dbus for node_exporter's
-# systemd collector.
-base_packages=systemd,systemd-sysv,dbus,python3,python3-apt,sudo,ca-certificates,iproute2,procps
+# systemd collector, sudo and an SSH server for scenarios that reach their hosts as operators do.
+base_packages=systemd,systemd-sysv,dbus,python3,python3-apt,sudo,ca-certificates,iproute2,procps,openssh-server
+# Bumped whenever the recipe below changes: an image with another recipe label is built again.
+image_recipe=2
 
 say() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -68,19 +70,21 @@ postgresql_server_present() { compgen -G '/usr/lib/postgresql/*/bin/initdb' >/de
 # promtool and amtool run rule and route unit tests on the controller, the blackbox exporter feeds the
 # dashboard query tests, PostgreSQL's server binaries run the postgresql role's backup programs against a
 # throwaway cluster of their own, haproxy checks the rendered haproxy.cfg and runs it in front of test
-# backends on 127.0.0.1; only the tools are needed,
-# so the Debian packages are installed without starting their daemons.
+# backends on 127.0.0.1, and ssh reaches the hosts of the scenarios that use SSH; only the tools are
+# needed, so the Debian packages are installed without starting their daemons.
 setup_tools() {
   if command -v promtool >/dev/null && command -v amtool >/dev/null && command -v prometheus-blackbox-exporter >/dev/null \
-      && postgresql_server_present && command -v pg_restore >/dev/null && [ -x /usr/sbin/haproxy ]; then
-    say "promtool, amtool, blackbox_exporter, PostgreSQL and haproxy present"
+      && postgresql_server_present && command -v pg_restore >/dev/null && [ -x /usr/sbin/haproxy ] \
+      && command -v ssh >/dev/null; then
+    say "promtool, amtool, blackbox_exporter, PostgreSQL, haproxy and ssh present"
     return 0
   fi
   local had_postgresql=0 had_haproxy=0
   postgresql_server_present && had_postgresql=1
   [ -x /usr/sbin/haproxy ] && had_haproxy=1
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d 2>/dev/null && chmod 0755 /usr/sbin/policy-rc.d
-  apt_install prometheus prometheus-alertmanager prometheus-blackbox-exporter postgresql postgresql-client haproxy
+  apt_install prometheus prometheus-alertmanager prometheus-blackbox-exporter postgresql postgresql-client haproxy \
+    openssh-client
   rm -f /usr/sbin/policy-rc.d
   # The package's own cluster would start at the next boot of a systemd machine; only when this step
   # brought it: a server the machine already had is someone's.
@@ -121,7 +125,8 @@ codename() {
 
 build_image() {  # build_image <debian release>
   local rel=$1 name=$image_repo:$1 root
-  if docker image inspect "$name" >/dev/null 2>&1; then
+  if [ "$(docker image inspect -f '{{ index .Config.Labels "lookout.recipe" }}' "$name" 2>/dev/null)" = "$image_recipe" ]
+  then
     say "image $name present"
     return 0
   fi
@@ -136,9 +141,13 @@ build_image() {  # build_image <debian release>
   # Containers have no console to wait for and no hardware to set up.
   chroot "$root" systemctl mask getty@tty1.service systemd-udevd.service systemd-udev-trigger.service \
     systemd-logind.service >/dev/null 2>&1 || true
+  # No SSH host keys in the image (every container would share them) and no SSH server at boot: a scenario
+  # that uses SSH makes each host's own keys and starts it (molecule/_shared/create.yml).
+  rm -f "$root"/etc/ssh/ssh_host_*
+  chroot "$root" systemctl disable ssh.service ssh.socket >/dev/null 2>&1 || true
   rm -rf "$root/var/cache/apt/archives"/*.deb
   tar -C "$root" -c . | docker import -c 'CMD ["/lib/systemd/systemd"]' -c 'ENV container=docker' \
-    - "$name" >/dev/null || die "docker import of $name failed"
+    -c "LABEL lookout.recipe=$image_recipe" - "$name" >/dev/null || die "docker import of $name failed"
   rm -rf "$root" "$root.log"
   say "image $name built"
 }
