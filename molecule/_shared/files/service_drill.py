@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Kill drill, run on a host: for each `UNIT=URL` argument, in turn, kill the unit's main process with
-SIGKILL (what the OOM killer or a crash does), then measure how long until systemd runs the unit again
-under a new main process and URL answers HTTP 200. Prints one JSON list, one entry per unit: seconds to
-recover (null when it did not within --timeout), the old and new PIDs, the last error seen and the unit's
+"""Service drill, run on a host. With --kill: for each `UNIT=URL` argument, in turn, kill the unit's main
+process with SIGKILL (what the OOM killer or a crash does), then measure how long until systemd runs the
+unit again under a new main process and URL answers HTTP 200. Without --kill (after a host restart): how
+long until each unit is active and its URL answers HTTP 200. Prints one JSON list, one entry per unit:
+seconds (null when not serving within --timeout), PIDs, the last error seen and, with --kill, the unit's
 restart policy (Restart=, RestartSec=, the start limit window)."""
 
 import argparse
@@ -56,6 +57,17 @@ def drill(unit: str, url: str, timeout: float) -> dict:
     return {**drill_once(unit, url, timeout), "policy": restart_policy(unit)}
 
 
+def wait_serving(unit: str, url: str, timeout: float) -> dict:
+    started, problem = time.monotonic(), "not active"
+    while time.monotonic() - started < timeout:
+        state, pid = unit_state(unit)
+        problem = answers(url) if state == "active" else f"unit {state}"
+        if not problem:
+            return {"unit": unit, "url": url, "seconds": round(time.monotonic() - started, 2), "pid": pid}
+        time.sleep(0.1)
+    return {"unit": unit, "url": url, "seconds": None, "error": problem}
+
+
 def drill_once(unit: str, url: str, timeout: float) -> dict:
     state, old_pid = unit_state(unit)
     problem = answers(url)
@@ -90,12 +102,13 @@ def drill_once(unit: str, url: str, timeout: float) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each unit")
+    parser.add_argument("--kill", action="store_true", help="kill each unit's main process first")
     parser.add_argument("drills", nargs="+", metavar="UNIT=URL")
     args = parser.parse_args()
     results = []
     for item in args.drills:
         unit, _, url = item.partition("=")
-        results.append(drill(unit, url, args.timeout))
+        results.append(drill(unit, url, args.timeout) if args.kill else wait_serving(unit, url, args.timeout))
     print(json.dumps(results))
     return 0
 
