@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from controller_helpers import ROOT, ansible_playbook, local_host
+from controller_helpers import ROOT, ansible_playbook, local_host, outcomes
 
 HERE = ROOT / "tests" / "haproxy"
 NAMES = ["localhost", "127.0.0.1", "::1"]
@@ -41,12 +41,14 @@ def _haproxy() -> str:
     return found
 
 
-def _run(playbook: str, workdir: Path, hosts: dict[str, dict], *extra: str) -> subprocess.CompletedProcess:
+def _run(
+    playbook: str, workdir: Path, hosts: dict[str, dict], *extra: str, json_output: bool = False
+) -> subprocess.CompletedProcess:
     """One ansible-playbook run on this machine; every inventory host is one input set (its host
     variables override the roles' defaults), so several cases cost one run."""
     workdir.mkdir(parents=True, exist_ok=True)
     inventory = {"all": {"hosts": {name: local_host(**inputs) for name, inputs in hosts.items()}}}
-    return ansible_playbook(HERE / playbook, inventory, workdir, *extra)
+    return ansible_playbook(HERE / playbook, inventory, workdir, *extra, json_output=json_output)
 
 
 def _recap(run: subprocess.CompletedProcess, host: str = "localhost") -> tuple[int, int]:
@@ -56,12 +58,6 @@ def _recap(run: subprocess.CompletedProcess, host: str = "localhost") -> tuple[i
     )
     assert found, run.stdout + run.stderr
     return int(found.group(1)), int(found.group(2))
-
-
-def _failure(run: subprocess.CompletedProcess, host: str) -> str:
-    """What Ansible printed for a host's failed task, whitespace collapsed (messages are folded)."""
-    blocks = run.stdout.split("fatal: [")
-    return " ".join(" ".join(b for b in blocks[1:] if b.startswith(f"{host}]")).split())
 
 
 def _certificate_inputs(base: Path, **more) -> dict:
@@ -342,13 +338,42 @@ def preflight(issued, tmp_path_factory) -> dict:
             {"haproxy_backend_servers": [*BACKENDS, {**BACKENDS[0], "address": "10.0.0.12"}]},
             "haproxy_backend_servers names a server twice",
         ),
-        "interval_zero": ({"haproxy_health_check_interval": 0}, "haproxy_health_check_interval (ms)"),
+        "interval_zero": (
+            {"haproxy_health_check_interval": 0},
+            'haproxy: haproxy_health_check_interval must be a whole number above 0 (got "0")',
+        ),
         "no_tls_names": ({"haproxy_tls_names": []}, "needs common_certificate_names"),
+        "listen_address_with_port": (
+            {"haproxy_listen_address": "0.0.0.0:443"},
+            "haproxy: haproxy_listen_address must be an IP address or a host name, without a scheme or a port"
+            ' (got "0.0.0.0:443")',
+        ),
+        "metrics_address_with_scheme": (
+            {"haproxy_metrics_address": "http://127.0.0.1"},
+            "haproxy: haproxy_metrics_address must be an IP address or a host name",
+        ),
+        "timeout_in_words": (
+            {"haproxy_timeout_client": "30 seconds"},
+            "haproxy: haproxy_timeout_client must be an HAProxy time, whole numbers with the units us, ms,"
+            ' s, m, h, d (none: ms) and without spaces, such as 10s, 500 or 1m30s (got "30 seconds")',
+        ),
+        "timeout_decimal": (
+            {"haproxy_timeout_server": "1.5s"},
+            "haproxy: haproxy_timeout_server must be an HAProxy time, whole numbers",
+        ),
+        "backend_maxconn_zero": (
+            {"haproxy_backend_maxconn": 0},
+            'haproxy: haproxy_backend_maxconn must be a whole number above 0 (got "0")',
+        ),
+        "hsts_negative": (
+            {"haproxy_hsts_max_age": -1},
+            'haproxy: haproxy_hsts_max_age must be a whole number, 0 or more (got "-1")',
+        ),
     }
     hosts = {"good": {"haproxy_backend_servers": BACKENDS}}
     hosts |= {case: {"haproxy_backend_servers": BACKENDS, **inputs} for case, (inputs, _) in bad.items()}
-    run = _run("preflight.yml", work / "run", hosts)
-    return {"run": run, "messages": {case: message for case, (_, message) in bad.items()}}
+    run = _run("preflight.yml", work / "run", hosts, json_output=True)
+    return {"outcomes": outcomes(run), "messages": {case: message for case, (_, message) in bad.items()}}
 
 
 BAD = [
@@ -365,20 +390,27 @@ BAD = [
     "duplicate_name",
     "interval_zero",
     "no_tls_names",
+    "listen_address_with_port",
+    "metrics_address_with_scheme",
+    "timeout_in_words",
+    "timeout_decimal",
+    "backend_maxconn_zero",
+    "hsts_negative",
 ]
 
 
 def test_preflight_accepts_good_inputs(preflight):
-    assert _recap(preflight["run"], "good") == (0, 0), preflight["run"].stdout
+    good = preflight["outcomes"]["good"]
+    assert (good.changed, good.failures) == (0, ()), good.failure
 
 
 @pytest.mark.parametrize("case", BAD)
 def test_preflight_refuses_bad_input_naming_the_variable(preflight, case):
-    run = preflight["run"]
-    assert _recap(run, case)[1] == 1, run.stdout
-    failure = _failure(run, case)
-    assert preflight["messages"][case] in failure, failure or run.stdout
-    assert "PRIVATE KEY" not in failure, "a key leaked into the output"
+    outcome = preflight["outcomes"][case]
+    assert outcome.changed == 0
+    assert outcome.failures, f"{case} was accepted"
+    assert preflight["messages"][case] in outcome.failure, outcome.failure
+    assert "PRIVATE KEY" not in outcome.failure, "a key leaked into the output"
 
 
 # --- live ---

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -32,8 +33,9 @@ def tool(name: str) -> str:
 
 
 def ansible_playbook(
-    playbook: Path, inventory: dict, workdir: Path, *extra: str
+    playbook: Path, inventory: dict, workdir: Path, *extra: str, json_output: bool = False
 ) -> subprocess.CompletedProcess:
+    """One run on the controller; with json_output its stdout is one JSON report (see `outcomes`)."""
     inventory_file = workdir / "inventory.json"
     inventory_file.write_text(json.dumps(inventory))
     env = dict(
@@ -44,6 +46,8 @@ def ansible_playbook(
         ANSIBLE_LOCAL_TEMP=str(workdir / ".ansible-tmp"),
         ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.timer",
     )
+    if json_output:
+        env |= dict.fromkeys(("ANSIBLE_STDOUT_CALLBACK", "ANSIBLE_CALLBACKS_ENABLED"), "ansible.posix.json")
     return subprocess.run(
         [tool("ansible-playbook"), "-i", str(inventory_file), str(playbook), *extra],
         capture_output=True,
@@ -78,7 +82,7 @@ def http_get(
 
 PREFLIGHT_PLAY = """
 - name: Run a role's input checks
-  hosts: localhost
+  hosts: all
   gather_facts: false
   tasks:
     - name: Check the inputs
@@ -93,3 +97,44 @@ def role_preflight(role: str, workdir: Path, **hostvars) -> subprocess.Completed
     play = workdir / "preflight.yml"
     play.write_text(PREFLIGHT_PLAY.format(role=role))
     return ansible_playbook(play, {"all": {"hosts": {"localhost": local_host(**hostvars)}}}, workdir)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One host of a run: how many tasks changed something, and the messages of its failures."""
+
+    changed: int
+    failures: tuple[str, ...]
+
+    @property
+    def failure(self) -> str:
+        """Every failure message, whitespace collapsed (messages are folded)."""
+        return " ".join(" ".join(self.failures).split())
+
+
+def outcomes(run: subprocess.CompletedProcess) -> dict[str, Outcome]:
+    """Per host of a run with json_output: its changes, and the message of each failed task or loop item."""
+    try:
+        report = json.loads(run.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"no JSON report:\n{run.stdout}\n{run.stderr}")
+    failures: dict[str, list[str]] = {}
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            for host, result in task["hosts"].items():
+                if result.get("failed"):
+                    items = [str(r.get("msg", "")) for r in result.get("results", []) if r.get("failed")]
+                    failures.setdefault(host, []).extend(items or [str(result.get("msg", ""))])
+    return {
+        host: Outcome(changed=stats["changed"], failures=tuple(failures.get(host, ())))
+        for host, stats in report["stats"].items()
+    }
+
+
+def role_preflight_cases(role: str, workdir: Path, cases: dict[str, dict]) -> dict[str, Outcome]:
+    """Runs the role's own preflight tasks once, one inventory host per case (its inputs as host variables
+    over the role's defaults), and returns each case's outcome."""
+    play = workdir / "preflight.yml"
+    play.write_text(PREFLIGHT_PLAY.format(role=role))
+    hosts = {case: local_host(**inputs) for case, inputs in cases.items()}
+    return outcomes(ansible_playbook(play, {"all": {"hosts": hosts}}, workdir, json_output=True))

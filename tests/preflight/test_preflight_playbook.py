@@ -1,0 +1,125 @@
+"""playbooks/preflight.yml on the controller, against JSON inventories of local hosts with the demo's knobs
+and secrets wired by the top-level group_vars/ (as site.yml sees them):
+
+- two services of one host on one port are refused before anything changes, naming both variables; a host
+  in every group with the default ports passes;
+- a malformed knob stops the run in the role checks, naming the role input and the knob it is wired from
+  (the issue's example: a retention of "30 days", which Prometheus' command line refuses).
+"""
+
+from dataclasses import dataclass
+
+import pytest
+import yaml
+from controller_helpers import ROOT, Outcome, ansible_playbook, knobs, local_host, outcomes
+
+PLAYBOOK = ROOT / "playbooks" / "preflight.yml"
+SECRETS = yaml.safe_load(
+    (ROOT / "inventories" / "demo" / "group_vars" / "all" / "demo_secrets.yml").read_text()
+)
+GROUPS = ("frontend", "web", "database", "monitoring", "loadgen")
+
+
+@dataclass(frozen=True)
+class Host:
+    groups: tuple[str, ...]
+    hostvars: dict
+
+
+def _run(workdir, hosts: dict[str, Host], **knob_overrides) -> dict[str, Outcome]:
+    """One run of playbooks/preflight.yml; each host reached at its own loopback address, so that the names
+    the checks resolve (servers, database clients) resolve on this machine."""
+    inventory: dict = {
+        "all": {
+            "vars": {**knobs("demo"), **SECRETS, **knob_overrides},
+            "children": {g: {"hosts": {}} for g in GROUPS},
+        }
+    }
+    for number, (name, host) in enumerate(hosts.items(), start=11):
+        for group in host.groups:
+            inventory["all"]["children"][group]["hosts"][name] = local_host(
+                ansible_host=f"127.0.0.{number}", **host.hostvars
+            )
+    return outcomes(ansible_playbook(PLAYBOOK, inventory, workdir, json_output=True))
+
+
+# host -> (its groups and inputs, the variables whose ports clash and the port; None: no clash)
+PORT_CASES: dict[str, tuple[Host, tuple[str, str, int] | None]] = {
+    "allinone": (Host(("frontend", "web", "database", "monitoring"), {}), None),
+    "web-candidate": (
+        Host(("web",), {"conduit_candidate_port": 9100}),
+        ("node_exporter_port", "conduit_candidate_port", 9100),
+    ),
+    "db-exporter": (
+        Host(("database",), {"postgres_exporter_port": 5432}),
+        ("postgresql_port", "postgres_exporter_port", 5432),
+    ),
+    "lb-metrics": (
+        Host(("frontend",), {"haproxy_metrics_port": 9100}),
+        ("node_exporter_port", "haproxy_metrics_port", 9100),
+    ),
+    "mon-grafana": (
+        Host(("monitoring",), {"grafana_http_port": 9090}),
+        ("prometheus_port", "grafana_http_port", 9090),
+    ),
+    "mon-cluster": (
+        Host(("monitoring",), {"alertmanager_cluster_listen_address": "0.0.0.0:9115"}),
+        ("blackbox_exporter_port", "alertmanager_cluster_listen_address", 9115),
+    ),
+    "mon-node": (
+        Host(("monitoring",), {"node_exporter_port": 9093}),
+        ("node_exporter_port", "alertmanager_web_listen_address", 9093),
+    ),
+}
+CLASHES = [host for host, (_, clash) in PORT_CASES.items() if clash]
+
+
+@pytest.fixture(scope="module")
+def ports(tmp_path_factory) -> dict[str, Outcome]:
+    # PostgreSQL for several web hosts, a public name for the frontends, Grafana on (its port counts).
+    hosts = {name: host for name, (host, _) in PORT_CASES.items()}
+    overrides = {"lookout_database_engine": "postgresql", "lookout_public_name": "conduit.example.org"}
+    return _run(tmp_path_factory.mktemp("ports"), hosts, **overrides, lookout_grafana_enabled=True)
+
+
+def test_every_host_passes_the_role_checks_and_nothing_changes(ports):
+    assert set(ports) == set(PORT_CASES)
+    for host, outcome in ports.items():
+        assert outcome.changed == 0, host
+        assert "share port" in outcome.failure or not outcome.failures, f"{host}: {outcome.failure}"
+
+
+def test_a_host_with_every_service_on_its_default_port_passes(ports):
+    assert ports["allinone"].failures == (), ports["allinone"].failure
+
+
+@pytest.mark.parametrize("host", CLASHES)
+def test_two_services_on_one_port_are_refused_naming_both(ports, host):
+    first, second, port = PORT_CASES[host][1]
+    assert f"{host}: {first} and {second} share port {port}" in ports[host].failure, ports[host].failure
+
+
+@pytest.mark.parametrize(
+    ("hosts", "knob", "says"),
+    [
+        (
+            {"monitor1": Host(("monitoring",), {})},
+            {"lookout_retention": "30 days"},
+            "prometheus: prometheus_retention (from lookout_retention) must be a Prometheus duration",
+        ),
+        # Wired through another input: haproxy_backend_maxconn is conduit_workers, lookout_conduit_workers.
+        (
+            {"web1": Host(("web",), {}), "lb1": Host(("frontend",), {})},
+            {"lookout_conduit_workers": 0, "lookout_public_name": "conduit.example.org"},
+            "haproxy: haproxy_backend_maxconn (from lookout_conduit_workers) must be a whole number above 0"
+            ' (got "0")',
+        ),
+    ],
+    ids=["retention", "workers-behind-a-frontend"],
+)
+def test_a_bad_knob_stops_the_run_naming_input_and_knob(tmp_path, hosts, knob, says):
+    outcome = _run(tmp_path, hosts, **knob)
+    assert all(o.changed == 0 for o in outcome.values())
+    failures = " ".join(o.failure for o in outcome.values())
+    assert says in failures, failures
+    assert f'(got "{next(iter(knob.values()))}")' in failures

@@ -1,0 +1,284 @@
+"""Every role's preflight refuses a malformed value where it would end up on a daemon's command line, in a
+unit or in a configuration (durations, sizes, addresses, ports, URLs, counts), before anything changes,
+naming the variable and the value; the role's defaults and unusual but valid values pass. One
+ansible-playbook run per role on the controller, one inventory host per case (HAProxy's cases are in
+tests/haproxy)."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from controller_helpers import ROOT, Outcome, role_preflight_cases
+
+
+@dataclass(frozen=True)
+class Case:
+    inputs: dict
+    variable: str
+    # The refused value as the message shows it (JSON).
+    shown: str
+
+
+# Per role: the inputs every host needs, unusual but valid values, and the bad cases.
+REQUIRED = {
+    "alertmanager": {
+        "alertmanager_slack_channels": {"critical": "#alerts", "warning": "#warnings"},
+        "alertmanager_slack_api_url": "https://hooks.slack.example.org/services/test",
+    },
+    "grafana": {"grafana_admin_password": "test-admin-password"},
+    "conduit": {"conduit_version": "1.4.0", "conduit_secret_key": "k" * 40},
+    "postgresql": {
+        "postgresql_version": "15",
+        "postgresql_users": [{"name": "conduit", "password": "a-long-enough-password"}],
+        "postgresql_databases": [{"name": "conduit", "owner": "conduit"}],
+        "postgresql_hba_clients": [{"database": "conduit", "user": "conduit", "address": "localhost"}],
+    },
+}
+VARIANTS = {
+    "prometheus": {
+        "prometheus_retention": "1y2w",
+        "prometheus_retention_size": "1.5GB",
+        "prometheus_listen_address": "[::]",
+        "prometheus_external_url": "https://monitor.example.org/prometheus/",
+        "prometheus_scrape_timeout": "500ms",
+        "prometheus_blackbox_address": "[::1]:9115",
+        "prometheus_alert_website_down_for": "1m30s",
+    },
+    "alertmanager": {
+        "alertmanager_web_listen_address": ":9093",
+        "alertmanager_cluster_listen_address": "[::]:9094",
+        "alertmanager_web_external_url": "http://192.0.2.21:9093/alertmanager",
+        "alertmanager_data_retention": "1.5h",
+        "alertmanager_group_wait": "0s",
+    },
+    "blackbox_exporter": {
+        "blackbox_exporter_listen_address": "",
+    },
+    "grafana": {
+        "grafana_http_addr": "::",
+        "grafana_root_url": "https://grafana.example.org/",
+        "grafana_prometheus_datasources": [{"name": "Prometheus", "url": "http://[::1]:9090"}],
+    },
+    "node_exporter": {
+        "node_exporter_listen_address": "192.0.2.11",
+        "node_exporter_allowed_sources": ["192.0.2.21", "10.0.0.0/8", "fe80::/10", "localhost"],
+    },
+    "postgres_exporter": {"postgres_exporter_allowed_sources": ["198.51.100.21", "::1"]},
+    "conduit": {
+        "conduit_listen_address": "web1.example.org",
+        "conduit_forwarded_allow_ips": ["lb1", "192.0.2.51", "2001:db8::51"],
+        "conduit_workers": 0,
+    },
+    "postgresql": {
+        "postgresql_listen_addresses": ["*"],
+        "postgresql_shared_buffers": 16384,
+        "postgresql_work_mem": "64kB",
+    },
+    "k6": {
+        "k6_target_urls": ["https://conduit.example.org", "http://192.0.2.11:5566"],
+        "k6_prometheus_rw_url": "http://[::1]:9090/api/v1/write",
+        "k6_request_timeout": "1m30s",
+    },
+}
+BAD = {
+    "prometheus": {
+        # The issue's example: Prometheus' command line refuses it and Prometheus does not start.
+        "retention-in-words": Case({"prometheus_retention": "30 days"}, "prometheus_retention", '"30 days"'),
+        "retention-empty": Case({"prometheus_retention": ""}, "prometheus_retention", '""'),
+        "retention-size-lower-case": Case(
+            {"prometheus_retention_size": "20gb"}, "prometheus_retention_size", '"20gb"'
+        ),
+        "listen-address-with-scheme": Case(
+            {"prometheus_listen_address": "http://0.0.0.0"}, "prometheus_listen_address", '"http://0.0.0.0"'
+        ),
+        "listen-address-bare-ipv6": Case(
+            {"prometheus_listen_address": "::"}, "prometheus_listen_address", '"::"'
+        ),
+        "scrape-interval-without-unit": Case(
+            {"prometheus_scrape_interval": "15"}, "prometheus_scrape_interval", '"15"'
+        ),
+        "evaluation-interval-units-out-of-order": Case(
+            {"prometheus_evaluation_interval": "30s1m"}, "prometheus_evaluation_interval", '"30s1m"'
+        ),
+        "for-window-decimal": Case(
+            {"prometheus_alert_website_down_for": "1.5m"}, "prometheus_alert_website_down_for", '"1.5m"'
+        ),
+        "external-url-without-scheme": Case(
+            {"prometheus_external_url": "monitor.example.org"},
+            "prometheus_external_url",
+            '"monitor.example.org"',
+        ),
+        "blackbox-address-without-port": Case(
+            {"prometheus_blackbox_address": "127.0.0.1"}, "prometheus_blackbox_address", '"127.0.0.1"'
+        ),
+    },
+    "alertmanager": {
+        # --data.retention is a Go duration: days are refused there.
+        "retention-in-days": Case(
+            {"alertmanager_data_retention": "5d"}, "alertmanager_data_retention", '"5d"'
+        ),
+        "group-wait-with-space": Case(
+            {"alertmanager_group_wait": "30 s"}, "alertmanager_group_wait", '"30 s"'
+        ),
+        "repeat-interval-in-words": Case(
+            {"alertmanager_repeat_interval": "4 hours"}, "alertmanager_repeat_interval", '"4 hours"'
+        ),
+        "listen-address-without-port": Case(
+            {"alertmanager_web_listen_address": "0.0.0.0"}, "alertmanager_web_listen_address", '"0.0.0.0"'
+        ),
+        "listen-port-out-of-range": Case(
+            {"alertmanager_web_listen_address": "0.0.0.0:99999"},
+            "alertmanager_web_listen_address",
+            '"0.0.0.0:99999"',
+        ),
+        "cluster-address-with-scheme": Case(
+            {"alertmanager_cluster_listen_address": "http://0.0.0.0:9094"},
+            "alertmanager_cluster_listen_address",
+            '"http://0.0.0.0:9094"',
+        ),
+        "external-url-without-scheme": Case(
+            {"alertmanager_web_external_url": "alerts.example.org"},
+            "alertmanager_web_external_url",
+            '"alerts.example.org"',
+        ),
+    },
+    "blackbox_exporter": {
+        "listen-address-with-port": Case(
+            {"blackbox_exporter_listen_address": "127.0.0.1:9115"},
+            "blackbox_exporter_listen_address",
+            '"127.0.0.1:9115"',
+        ),
+        "listen-address-bare-ipv6": Case(
+            {"blackbox_exporter_listen_address": "::"}, "blackbox_exporter_listen_address", '"::"'
+        ),
+    },
+    "grafana": {
+        "http-addr-with-scheme": Case(
+            {"grafana_http_addr": "http://0.0.0.0"}, "grafana_http_addr", '"http://0.0.0.0"'
+        ),
+        "http-port-out-of-range": Case({"grafana_http_port": 70000}, "grafana_http_port", '"70000"'),
+        "scrape-interval-in-words": Case(
+            {"grafana_prometheus_scrape_interval": "15 seconds"},
+            "grafana_prometheus_scrape_interval",
+            '"15 seconds"',
+        ),
+        "root-url-without-scheme": Case(
+            {"grafana_root_url": "grafana.example.org/"}, "grafana_root_url", '"grafana.example.org/"'
+        ),
+        "datasource-url-without-scheme": Case(
+            {"grafana_prometheus_datasources": [{"name": "Prometheus", "url": "monitor1:9090"}]},
+            "grafana_prometheus_datasources (url)",
+            '"monitor1:9090"',
+        ),
+    },
+    "node_exporter": {
+        "listen-address-with-port": Case(
+            {"node_exporter_listen_address": "0.0.0.0:9100"}, "node_exporter_listen_address", '"0.0.0.0:9100"'
+        ),
+        "source-prefix-too-long": Case(
+            {"node_exporter_allowed_sources": ["192.0.2.21", "10.0.0.0/33"]},
+            "node_exporter_allowed_sources",
+            '"10.0.0.0/33"',
+        ),
+        "source-not-an-address": Case(
+            {"node_exporter_allowed_sources": ["monitoring hosts"]},
+            "node_exporter_allowed_sources",
+            '"monitoring hosts"',
+        ),
+    },
+    "postgres_exporter": {
+        "listen-address-with-port": Case(
+            {"postgres_exporter_listen_address": "0.0.0.0:9187"},
+            "postgres_exporter_listen_address",
+            '"0.0.0.0:9187"',
+        ),
+        "sources-in-one-string": Case(
+            {"postgres_exporter_allowed_sources": ["10.0.0.0/8,10.1.0.0/16"]},
+            "postgres_exporter_allowed_sources",
+            '"10.0.0.0/8,10.1.0.0/16"',
+        ),
+    },
+    "conduit": {
+        "listen-address-with-scheme": Case(
+            {"conduit_listen_address": "http://0.0.0.0"}, "conduit_listen_address", '"http://0.0.0.0"'
+        ),
+        "workers-in-words": Case({"conduit_workers": "four"}, "conduit_workers", '"four"'),
+        "database-port-zero": Case({"conduit_database_port": 0}, "conduit_database_port", '"0"'),
+        "database-host-with-port": Case(
+            {"conduit_database_host": "db1:5432"}, "conduit_database_host", '"db1:5432"'
+        ),
+        "forwarded-proxy-with-port": Case(
+            {"conduit_forwarded_allow_ips": ["192.0.2.51", "192.0.2.52:443"]},
+            "conduit_forwarded_allow_ips",
+            '"192.0.2.52:443"',
+        ),
+    },
+    "postgresql": {
+        "shared-buffers-lower-case-unit": Case(
+            {"postgresql_shared_buffers": "128mb"}, "postgresql_shared_buffers", '"128mb"'
+        ),
+        "cache-size-decimal": Case(
+            {"postgresql_effective_cache_size": "1.5GB"}, "postgresql_effective_cache_size", '"1.5GB"'
+        ),
+        "max-connections-zero": Case({"postgresql_max_connections": 0}, "postgresql_max_connections", '"0"'),
+        "listen-address-with-scheme": Case(
+            {"postgresql_listen_addresses": ["localhost", "http://db1"]},
+            "postgresql_listen_addresses",
+            '"http://db1"',
+        ),
+    },
+    "k6": {
+        "target-without-host": Case({"k6_target_urls": ["https://"]}, "k6_target_urls", '"https://"'),
+        "remote-write-without-scheme": Case(
+            {"k6_prometheus_rw_url": "monitor1:9090/api/v1/write"},
+            "k6_prometheus_rw_url",
+            '"monitor1:9090/api/v1/write"',
+        ),
+        "request-timeout-in-words": Case(
+            {"k6_request_timeout": "10 seconds"}, "k6_request_timeout", '"10 seconds"'
+        ),
+    },
+}
+ROLES = sorted(BAD)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Callable[[str], dict[str, Outcome]]:
+    """A role's outcomes, from one run per role (made when a test first asks)."""
+    runs: dict[str, dict[str, Outcome]] = {}
+
+    def of(role: str) -> dict[str, Outcome]:
+        if role not in runs:
+            required = REQUIRED.get(role, {})
+            hosts = {"defaults": required, "variants": {**required, **VARIANTS[role]}}
+            hosts |= {case: {**required, **bad.inputs} for case, bad in BAD[role].items()}
+            runs[role] = role_preflight_cases(role, tmp_path_factory.mktemp(role), hosts)
+        return runs[role]
+
+    return of
+
+
+def test_every_role_with_a_preflight_has_cases():
+    """Each role's bad values are tried here, or in its own folder: haproxy and firewall (tests/<role>)."""
+    roles = {path.parts[-3] for path in (ROOT / "roles").glob("*/tasks/preflight.yml")}
+    assert roles - {"common", "haproxy", "firewall"} == set(ROLES)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("host", ["defaults", "variants"])
+def test_good_values_pass(results, role, host):
+    outcome = results(role)[host]
+    assert outcome.failures == (), outcome.failure
+    assert outcome.changed == 0
+
+
+@pytest.mark.parametrize(
+    ("role", "case"), [(role, case) for role in ROLES for case in BAD[role]], ids=lambda value: value
+)
+def test_bad_value_is_refused_naming_the_variable(results, role, case):
+    bad = BAD[role][case]
+    outcome = results(role)[case]
+    assert outcome.failures, f"{role} accepted {bad.inputs}"
+    assert f"{role}: {bad.variable}" in outcome.failure, outcome.failure
+    assert bad.shown in outcome.failure, outcome.failure
+    assert outcome.changed == 0
