@@ -75,16 +75,17 @@ postgresql_server_present() { compgen -G '/usr/lib/postgresql/*/bin/initdb' >/de
 setup_tools() {
   if command -v promtool >/dev/null && command -v amtool >/dev/null && command -v prometheus-blackbox-exporter >/dev/null \
       && postgresql_server_present && command -v pg_restore >/dev/null && [ -x /usr/sbin/haproxy ] \
-      && command -v ssh >/dev/null; then
-    say "promtool, amtool, blackbox_exporter, PostgreSQL, haproxy and ssh present"
+      && command -v ssh >/dev/null && [ -x /usr/sbin/nft ]; then
+    say "promtool, amtool, blackbox_exporter, PostgreSQL, haproxy, ssh and nft present"
     return 0
   fi
   local had_postgresql=0 had_haproxy=0
   postgresql_server_present && had_postgresql=1
   [ -x /usr/sbin/haproxy ] && had_haproxy=1
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d 2>/dev/null && chmod 0755 /usr/sbin/policy-rc.d
+  # nftables: the firewall tests check rendered rules with `nft -c` (nothing is loaded on this machine).
   apt_install prometheus prometheus-alertmanager prometheus-blackbox-exporter postgresql postgresql-client haproxy \
-    openssh-client
+    openssh-client nftables
   rm -f /usr/sbin/policy-rc.d
   # The package's own cluster would start at the next boot of a systemd machine; only when this step
   # brought it: a server the machine already had is someone's.

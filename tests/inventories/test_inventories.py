@@ -8,7 +8,9 @@
 - playbooks/*.yml see the top-level group_vars/ (playbooks/group_vars links to it);
 - in every environment (with a generated test vault) every top-level wiring variable resolves;
 - k6 presents the monitoring credentials to Prometheus' remote-write receiver exactly when auth and remote
-  write are both on.
+  write are both on;
+- every environment passes playbooks/preflight.yml (every role's checks and the port check, each host played
+  by this machine) without a change.
 """
 
 import json
@@ -32,6 +34,7 @@ from inventory_helpers import (
 )
 
 ANSIBLE = str(Path(sys.executable).with_name("ansible"))
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 ROOT_GROUP_VARS = ROOT / "group_vars"
 CONTRACT_SECRETS = {
     "vault_slack_webhook_url",
@@ -245,3 +248,36 @@ def test_k6_remote_write_authenticates_when_auth_is_on(env, tmp_path):
         assert (wired["user"], wired["password"]) == (knobs["lookout_monitoring_user"], wired["vault"])
     else:
         assert (wired["user"], wired["password"]) == ("", "")
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_preflight_passes_in_every_env(env, tmp_path):
+    """The environment's own hosts, each played by this machine (local connection, no privilege): the names
+    the checks resolve are the inventory's addresses, which resolve to themselves."""
+    inventory, password_file = make_test_inventory(env, tmp_path)
+    local = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "ansible_become": False,
+    }
+    command = [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(ROOT / "playbooks" / "preflight.yml")]
+    command += ["-e", json.dumps(local)]
+    if password_file:
+        command += ["--vault-id", f"{env}@{password_file}"]
+    env_vars = _ansible_env() | dict.fromkeys(
+        ("ANSIBLE_STDOUT_CALLBACK", "ANSIBLE_CALLBACKS_ENABLED"), "ansible.posix.json"
+    )
+    env_vars["ANSIBLE_LOCAL_TEMP"] = str(tmp_path / ".ansible-tmp")
+    run = subprocess.run(command, capture_output=True, text=True, env=env_vars, check=False, cwd="/")
+    assert run.returncode == 0, run.stdout[-5000:] + run.stderr
+    report = json.loads(run.stdout)
+    hosts = {
+        h
+        for group in load_yaml(inventory / "hosts.yml")["all"]["children"].values()
+        for h in group["hosts"] or {}
+    }
+    assert {host: stats["changed"] for host, stats in report["stats"].items()} == dict.fromkeys(hosts, 0)
+    (port_check,) = [
+        t for p in report["plays"] for t in p["tasks"] if t["task"]["name"].startswith("Check that no two")
+    ]
+    assert set(port_check["hosts"]) == hosts, "every host reaches the last check"
