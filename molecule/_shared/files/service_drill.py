@@ -34,7 +34,7 @@ def answers(url: str) -> str:
     # Liveness only: the drill asks whether the server answers, not whether its certificate verifies.
     context = ssl._create_unverified_context()
     try:
-        with urllib.request.urlopen(url, timeout=1, context=context) as response:
+        with urllib.request.urlopen(url, timeout=3, context=context) as response:
             return "" if response.status == 200 else f"HTTP {response.status}"
     except urllib.error.HTTPError as error:
         return f"HTTP {error.code}"
