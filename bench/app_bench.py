@@ -98,7 +98,57 @@ def app_environ(workdir: Path, port: int, metrics: bool, workers: int | None) ->
     return environ
 
 
-class Gunicorn:
+class Served:
+    """A server process under test (self.process, self.url, self.log): `with` waits until its /health
+    answers 200 and stops it at the end (SIGTERM, then SIGKILL to its process group)."""
+
+    name = "server"
+    stop_timeout = 20
+
+    def _verify(self) -> bool | str:
+        """What requests verifies TLS against (True: the system's trust store)."""
+        return True
+
+    def _detail(self) -> str:
+        """Appended to a failure message: where to look."""
+        return f"; see {self.log.name}"
+
+    def __enter__(self):
+        try:
+            self._wait_until_healthy()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _wait_until_healthy(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self.process.poll() is not None:
+                raise SystemExit(f"{self.name} exited with {self.process.returncode}{self._detail()}")
+            try:
+                if requests.get(f"{self.url}/health", timeout=5, verify=self._verify()).status_code == 200:
+                    return
+            except (requests.ConnectionError, requests.Timeout):
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{self.name} did not answer within {START_TIMEOUT}s{self._detail()}")
+            time.sleep(0.2)
+
+    def __exit__(self, *_exc) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=self.stop_timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self.log.close()
+
+
+class Gunicorn(Served):
+    name = "gunicorn"
+
     def __init__(self, workdir: Path, metrics: bool, workers: int | None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -111,38 +161,6 @@ class Gunicorn:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-
-    def __enter__(self) -> Gunicorn:
-        try:
-            self._wait_until_healthy()
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def _wait_until_healthy(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if self.process.poll() is not None:
-                raise SystemExit(f"gunicorn exited with {self.process.returncode}; see {self.log.name}")
-            try:
-                if requests.get(f"{self.url}/health", timeout=5).status_code == 200:
-                    return
-            except (requests.ConnectionError, requests.Timeout):
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"gunicorn did not answer within {START_TIMEOUT}s; see {self.log.name}")
-            time.sleep(0.2)
-
-    def __exit__(self, *_exc) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        self.log.close()
 
 
 def process_tree_cpu_seconds(pid: int) -> float:

@@ -43,13 +43,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import requests
 import yaml
 from app_bench import (
     ARTICLES,
     K6_SCRIPT,
     ROOT,
     Gunicorn,
+    Served,
     find_k6,
     free_port,
     metrics_base,
@@ -109,8 +109,12 @@ def find_ansible_playbook() -> str:
     return found
 
 
-class Frontend:
-    """HAProxy with the haproxy role's configuration, in front of one backend server, on 127.0.0.1."""
+class Frontend(Served):
+    """HAProxy with the haproxy role's configuration, in front of one backend server, on 127.0.0.1; up
+    when /health answers 200 through it, the certificate verified against the CA."""
+
+    name = "haproxy"
+    stop_timeout = 10
 
     def __init__(self, workdir: Path, backend_port: int, maxconn: int):
         self.dir = workdir / "haproxy"
@@ -192,42 +196,15 @@ class Frontend:
         if run.returncode != 0:
             raise SystemExit(f"rendering HAProxy's configuration failed:\n{run.stdout}{run.stderr}")
 
-    def __enter__(self) -> Frontend:
-        try:
-            self._wait_until_healthy()
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
+    def _verify(self) -> str:
+        return str(self.ca)
 
-    def _wait_until_healthy(self) -> None:
-        """Up when /health answers 200 through HAProxy, the certificate verified against the CA."""
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if self.process.poll() is not None:
-                raise SystemExit(f"haproxy exited with {self.process.returncode}:\n{self.output()}")
-            try:
-                if requests.get(f"{self.url}/health", timeout=5, verify=str(self.ca)).status_code == 200:
-                    return
-            except (requests.ConnectionError, requests.Timeout):
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"haproxy did not answer within {START_TIMEOUT}s:\n{self.output()}")
-            time.sleep(0.2)
+    def _detail(self) -> str:
+        return f":\n{self.output()}"
 
     def output(self) -> str:
         self.log.flush()
         return self.log_path.read_text(errors="replace")[-4000:]
-
-    def __exit__(self, *_exc) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        self.log.close()
 
 
 def haproxy_version() -> str:

@@ -18,14 +18,14 @@ import urllib.error
 import urllib.request
 
 
+def unit_properties(unit: str, *names: str) -> dict[str, str]:
+    command = ["systemctl", "show", f"--property={','.join(names)}", unit]
+    shown = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return dict(line.split("=", 1) for line in shown.splitlines() if "=" in line)
+
+
 def unit_state(unit: str) -> tuple[str, int]:
-    shown = subprocess.run(
-        ["systemctl", "show", "--property=ActiveState,MainPID", unit],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    fields = dict(line.split("=", 1) for line in shown.splitlines() if "=" in line)
+    fields = unit_properties(unit, "ActiveState", "MainPID")
     return fields.get("ActiveState", ""), int(fields.get("MainPID", "0") or 0)
 
 
@@ -44,13 +44,7 @@ def answers(url: str) -> str:
 
 def restart_policy(unit: str) -> dict:
     """Restart= and the start limit window: 0 means systemd never gives up restarting the unit."""
-    shown = subprocess.run(
-        ["systemctl", "show", "--property=Restart,RestartUSec,StartLimitIntervalUSec", unit],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return dict(line.split("=", 1) for line in shown.splitlines() if "=" in line)
+    return unit_properties(unit, "Restart", "RestartUSec", "StartLimitIntervalUSec")
 
 
 def drill(unit: str, url: str, timeout: float) -> dict:
