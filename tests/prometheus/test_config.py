@@ -63,8 +63,14 @@ def _probe_paths() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def configs(tmp_path_factory) -> dict[str, tuple[dict, dict]]:
-    """env -> (inventory hosts.yml, the monitoring host's rendered prometheus.yml)."""
+def configs(replicas) -> dict[str, tuple[dict, dict]]:
+    """env -> (inventory hosts.yml, the first monitoring host's rendered prometheus.yml)."""
+    return {name: (hosts, per_host[min(per_host)]) for name, (hosts, per_host) in replicas.items()}
+
+
+@pytest.fixture(scope="module")
+def replicas(tmp_path_factory) -> dict[str, tuple[dict, dict[str, dict]]]:
+    """env -> (inventory hosts.yml, {monitoring host: its rendered prometheus.yml})."""
     workdir = tmp_path_factory.mktemp("prometheus-config")
     env_vars = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     env_vars["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.builtin.timer"
@@ -95,7 +101,7 @@ def configs(tmp_path_factory) -> dict[str, tuple[dict, dict]]:
         hosts = yaml.safe_load((inventory / "hosts.yml").read_text())
         rendered = list((workdir / "out" / name).glob("*/prometheus/prometheus.yml"))
         assert len(rendered) == len(_group(hosts, "monitoring")), rendered
-        results[name] = (hosts, yaml.safe_load(rendered[0].read_text()))
+        results[name] = (hosts, {p.parent.parent.name: yaml.safe_load(p.read_text()) for p in rendered})
     return results
 
 
@@ -117,12 +123,14 @@ def _job(config: dict, name: str) -> dict:
 def test_jobs_follow_the_inventory(configs, env):
     hosts, config = configs[env]
     web = [f"{_address(h, v)}:5566" for h, v in _group(hosts, "web").items()]
-    everyone = {
-        f"{_address(h, v)}:9100"
-        for group in hosts["all"]["children"]
-        for h, v in _group(hosts, group).items()
-    }
-    assert config["global"]["external_labels"] == {"env": env}
+    # A host listed in several groups (test-monitor2 is also `longterm`) has its variables where it is
+    # first defined with them.
+    hostvars: dict[str, dict] = {}
+    for group in hosts["all"]["children"]:
+        for h, v in _group(hosts, group).items():
+            hostvars[h] = {**hostvars.get(h, {}), **(v or {})}
+    everyone = {f"{_address(h, v)}:9100" for h, v in hostvars.items()}
+    assert config["global"]["external_labels"] == {"env": env, "replica": min(_group(hosts, "monitoring"))}
     assert _job(config, f"{env}-web")["static_configs"] == [{"targets": web}]
     assert sorted(_job(config, "node")["static_configs"][0]["targets"]) == sorted(everyone)
     probes = _job(config, "blackbox-http")
@@ -142,7 +150,13 @@ def test_jobs_follow_the_inventory(configs, env):
     } | ({f"{env}-postgres"} if _group(hosts, "database") else set()) | (
         {f"{env}-haproxy", f"{env}-site"} if _group(hosts, "frontend") else set()
     )
-    assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:9093"]
+    monitoring = _group(hosts, "monitoring")
+    alertmanagers = (
+        [f"{_address(h, v)}:9093" for h, v in monitoring.items()]
+        if len(monitoring) > 1
+        else ["127.0.0.1:9093"]
+    )
+    assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == alertmanagers
 
 
 @pytest.mark.parametrize("variant", CONFIG_VARIANTS)
@@ -232,3 +246,77 @@ def test_roles_name_no_inventory_group_and_no_knob(role):
             for metric in BACKUP_METRICS:
                 text = text.replace(metric, "")
             assert not re.search(r"groups\[|\blookout_\w+|\bvault_\w+", text), f"{path} reads the inventory"
+
+
+def _knobs(env: str) -> dict:
+    return yaml.safe_load((ROOT / "inventories" / env / "group_vars" / "all" / "vars.yml").read_text())
+
+
+def test_some_environments_have_an_ha_pair(replicas):
+    """The HA tests below judge something: production and testing list two monitoring hosts."""
+    assert {env for env in ENVIRONMENTS if len(_group(replicas[env][0], "monitoring")) > 1} >= {
+        "production",
+        "testing",
+    }
+    assert len(_group(replicas["demo"][0], "monitoring")) == 1
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_replicas_differ_only_by_their_replica_label(replicas, env):
+    hosts, per_host = replicas[env]
+    assert sorted(per_host) == sorted(_group(hosts, "monitoring"))
+    stripped = []
+    for host, config in per_host.items():
+        labels = config["global"]["external_labels"]
+        assert labels == {"env": env, "replica": host}
+        common = {**config["global"], "external_labels": {"env": env}}
+        stripped.append(yaml.safe_dump({**config, "global": common}))
+    assert len(set(stripped)) == 1, f"{env}: the monitoring hosts' configurations differ beyond `replica`"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_alerts_reach_every_alertmanager_without_the_replica_label(replicas, env):
+    hosts, per_host = replicas[env]
+    monitoring = _group(hosts, "monitoring")
+    auth = _knobs(env)["lookout_auth_enabled"]
+    for config in per_host.values():
+        alerting = config["alerting"]
+        assert alerting["alert_relabel_configs"] == [{"action": "labeldrop", "regex": "replica"}]
+        (alertmanagers,) = alerting["alertmanagers"]
+        targets = alertmanagers["static_configs"][0]["targets"]
+        if len(monitoring) > 1:
+            # Every Alertmanager at its inventory address, the same list on every replica.
+            assert targets == [f"{_address(h, v)}:9093" for h, v in monitoring.items()]
+        else:
+            assert targets == ["127.0.0.1:9093"]
+        # Every Alertmanager is scraped too (its notification and cluster metrics), with the same credentials.
+        scrape = _job(config, "alertmanager")
+        assert scrape["static_configs"] == [{"targets": targets}]
+        assert ("basic_auth" in alertmanagers) == ("basic_auth" in scrape) == auth
+        if auth:
+            assert alertmanagers["basic_auth"] == scrape["basic_auth"]
+            assert scrape["basic_auth"]["password_file"].endswith("client-alertmanager.password")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_prometheus_scrapes_itself_and_its_peers(replicas, env):
+    hosts, per_host = replicas[env]
+    monitoring = _group(hosts, "monitoring")
+    auth = _knobs(env)["lookout_auth_enabled"]
+    for config in per_host.values():
+        job = _job(config, "prometheus")
+        targets = job["static_configs"][0]["targets"]
+        if len(monitoring) > 1:
+            assert targets == [f"{_address(h, v)}:9090" for h, v in monitoring.items()]
+        else:
+            assert targets == ["127.0.0.1:9090"]
+        assert ("basic_auth" in job) == auth
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_probe_interval_follows_the_environment(replicas, env):
+    _, per_host = replicas[env]
+    for config in per_host.values():
+        probes = _job(config, "blackbox-http")
+        assert probes["scrape_interval"] == _knobs(env)["lookout_probe_scrape_interval"]
+        assert "scrape_interval" not in _job(config, "node")
