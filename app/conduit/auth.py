@@ -1,7 +1,16 @@
-"""JWT tokens (``Authorization: Token <jwt>``) and the current user of a request."""
+"""JWT tokens (``Authorization: Token <jwt>``) and the current user of a request.
+
+A token carries a fingerprint of the user's password hash (claim ``pwd``: an HMAC under SECRET_KEY, which
+reveals nothing about the hash). Every authenticated request compares it with the hash stored now, so a
+password change, which always stores a new hash (a new salt, even for the same password), ends every
+token issued before it, on every worker and every host, whichever release made the change.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -13,6 +22,33 @@ from conduit.models import User
 
 ALGORITHM = "HS256"
 SCHEMES = ("token", "bearer")
+PASSWORD_CLAIM = "pwd"
+
+
+def password_fingerprint(user: User) -> str:
+    """HMAC-SHA256 of the user's password hash under SECRET_KEY, 128 bits in URL-safe base64."""
+    digest = hmac.new(
+        current_app.config["SECRET_KEY"].encode(),
+        b"conduit-token-password\0" + user.password_hash.encode(),
+        hashlib.sha256,
+    ).digest()
+    return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
+
+
+def _current_for(user: User, claims: dict) -> bool:
+    """Whether a token with these claims was issued for the user's current password.
+
+    Tokens of releases before the fingerprint have no ``pwd`` claim: such a token counts while it was
+    issued no earlier than the second of the user's last update (a password change is an update, in every
+    release), so a deploy logs nobody out and a password change still ends those tokens.
+    """
+    fingerprint = claims.get(PASSWORD_CLAIM)
+    if fingerprint is not None:
+        return isinstance(fingerprint, str) and hmac.compare_digest(fingerprint, password_fingerprint(user))
+    issued = claims.get("iat")
+    if not isinstance(issued, int | float):
+        return False
+    return int(issued) >= int(user.updated_at.replace(tzinfo=UTC).timestamp())
 
 
 def create_token(user: User) -> str:
@@ -20,6 +56,7 @@ def create_token(user: User) -> str:
     claims = {
         "sub": str(user.id),
         "username": user.username,
+        PASSWORD_CLAIM: password_fingerprint(user),
         "iat": now,
         "exp": now + timedelta(seconds=current_app.config["CONDUIT_TOKEN_TTL"]),
     }
@@ -50,7 +87,9 @@ def _load_user() -> tuple[User | None, str | None]:
     except (jwt.InvalidTokenError, ValueError):
         return None, None
     user = db.session().get(User, user_id)
-    return user, (token if user is not None else None)
+    if user is None or not _current_for(user, claims):
+        return None, None
+    return user, token
 
 
 def current_user() -> User | None:

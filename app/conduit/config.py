@@ -7,7 +7,9 @@ is an error, so neither the app nor ``conduit check-config`` starts with one.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,19 @@ DEFAULT_ENV = "production"
 MIN_SECRET_LENGTH = 32
 DEFAULT_MAX_CONTENT_LENGTH = 1024 * 1024
 DEFAULT_TOKEN_TTL = 30 * 24 * 3600
+# Password hashing (werkzeug's method strings): scrypt with werkzeug's cost unless CONDUIT_PASSWORD_HASH says
+# otherwise; the test suite registers hundreds of users and uses a cheap one (never for real passwords).
+DEFAULT_PASSWORD_HASH = "scrypt:32768:8:1"
+TESTING_PASSWORD_HASH = "pbkdf2:sha256:1000"
+PASSWORD_HASH_PATTERN = re.compile(
+    r"^(scrypt(:[0-9]+(:[0-9]+(:[0-9]+)?)?)?|pbkdf2(:sha(256|512)(:[0-9]+)?)?)$"
+)
+# Login throttle: failed logins allowed per account and per client address in one window (seconds).
+DEFAULT_LOGIN_ACCOUNT_LIMIT = 5
+DEFAULT_LOGIN_ADDRESS_LIMIT = 50
+DEFAULT_LOGIN_WINDOW = 900
+# Proxies whose X-Forwarded-For names the client (gunicorn reads the same variable for X-Forwarded-Proto).
+DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1"
 DB_FILENAME = "conduit.db"
 # A key that anyone can read in this repository is no secret; used outside production only.
 DEVELOPMENT_SECRET_KEY = "conduit-development-key-not-for-production-use"
@@ -56,6 +71,13 @@ class Config:
     max_content_length: int
     token_ttl: int
     password_hash_method: str
+    login_account_limit: int = DEFAULT_LOGIN_ACCOUNT_LIMIT
+    login_address_limit: int = DEFAULT_LOGIN_ADDRESS_LIMIT
+    login_window: int = DEFAULT_LOGIN_WINDOW
+    # None: every peer is trusted ("*"); otherwise the networks of the trusted proxies.
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None = (
+        ipaddress.ip_network(DEFAULT_FORWARDED_ALLOW_IPS),
+    )
 
     @property
     def is_production(self) -> bool:
@@ -71,6 +93,13 @@ class Config:
             "PROMETHEUS_MULTIPROC_DIR": self.multiproc_dir or "(unset: single-process metrics)",
             "CONDUIT_MAX_CONTENT_LENGTH": str(self.max_content_length),
             "CONDUIT_TOKEN_TTL": str(self.token_ttl),
+            "CONDUIT_PASSWORD_HASH": self.password_hash_method,
+            "CONDUIT_LOGIN_ACCOUNT_LIMIT": str(self.login_account_limit),
+            "CONDUIT_LOGIN_ADDRESS_LIMIT": str(self.login_address_limit),
+            "CONDUIT_LOGIN_WINDOW": str(self.login_window),
+            "CONDUIT_FORWARDED_ALLOW_IPS": (
+                "*" if self.trusted_proxies is None else ",".join(map(str, self.trusted_proxies))
+            ),
         }
 
 
@@ -106,6 +135,46 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
     if value <= 0:
         raise ConfigError(f"{name}={raw!r} must be a positive integer")
     return value
+
+
+def _password_hash(environ: Mapping[str, str], env: str) -> str:
+    raw = environ.get("CONDUIT_PASSWORD_HASH", "").strip()
+    if not raw:
+        return TESTING_PASSWORD_HASH if env == "testing" else DEFAULT_PASSWORD_HASH
+    if not PASSWORD_HASH_PATTERN.match(raw):
+        raise ConfigError(
+            f"CONDUIT_PASSWORD_HASH={raw!r} is not a password hashing method "
+            "(scrypt[:N[:r[:p]]] or pbkdf2[:sha256|sha512[:iterations]])"
+        )
+    parts = raw.split(":")
+    if parts[0] == "scrypt" and len(parts) > 1:
+        n = int(parts[1])
+        if n < 2 or n & (n - 1) or any(int(value) < 1 for value in parts[2:]):
+            raise ConfigError(
+                f"CONDUIT_PASSWORD_HASH={raw!r}: scrypt's N must be a power of 2, r and p positive"
+            )
+    if parts[0] == "pbkdf2" and len(parts) > 2 and int(parts[2]) < 1:
+        raise ConfigError(f"CONDUIT_PASSWORD_HASH={raw!r}: the iterations must be positive")
+    return raw
+
+
+def _trusted_proxies(
+    environ: Mapping[str, str],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None:
+    """CONDUIT_FORWARDED_ALLOW_IPS: addresses or networks, comma- or space-separated; "*" trusts all."""
+    raw = environ.get("CONDUIT_FORWARDED_ALLOW_IPS", DEFAULT_FORWARDED_ALLOW_IPS)
+    items = [item for item in re.split(r"[,\s]+", raw) if item]
+    if "*" in items:
+        return None
+    networks = []
+    for item in items:
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"CONDUIT_FORWARDED_ALLOW_IPS: {item!r} is not an IP address or network"
+            ) from None
+    return tuple(networks)
 
 
 def default_data_dir(environ: Mapping[str, str]) -> Path:
@@ -183,6 +252,13 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         multiproc_dir=_multiproc_dir(environ, metrics_enabled),
         max_content_length=_positive_int(environ, "CONDUIT_MAX_CONTENT_LENGTH", DEFAULT_MAX_CONTENT_LENGTH),
         token_ttl=_positive_int(environ, "CONDUIT_TOKEN_TTL", DEFAULT_TOKEN_TTL),
-        # Hashing is deliberately slow; the test suite registers hundreds of users and uses a cheap one.
-        password_hash_method="pbkdf2:sha256:1000" if env == "testing" else "scrypt",
+        password_hash_method=_password_hash(environ, env),
+        login_account_limit=_positive_int(
+            environ, "CONDUIT_LOGIN_ACCOUNT_LIMIT", DEFAULT_LOGIN_ACCOUNT_LIMIT
+        ),
+        login_address_limit=_positive_int(
+            environ, "CONDUIT_LOGIN_ADDRESS_LIMIT", DEFAULT_LOGIN_ADDRESS_LIMIT
+        ),
+        login_window=_positive_int(environ, "CONDUIT_LOGIN_WINDOW", DEFAULT_LOGIN_WINDOW),
+        trusted_proxies=_trusted_proxies(environ),
     )

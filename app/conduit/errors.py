@@ -9,10 +9,11 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 class APIError(Exception):
     """An error with an HTTP status and the ``errors`` mapping the client sees."""
 
-    def __init__(self, status: int, errors: dict[str, list[str]]):
+    def __init__(self, status: int, errors: dict[str, list[str]], headers: dict[str, str] | None = None):
         super().__init__(status, errors)
         self.status = status
         self.errors = errors
+        self.headers = headers or {}
 
 
 def blank(*fields: str) -> APIError:
@@ -54,7 +55,9 @@ HTTP_ERRORS = {
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(APIError)
     def handle_api_error(error: APIError):
-        return _response(error.status, error.errors)
+        response, status = _response(error.status, error.errors)
+        response.headers.update(error.headers)
+        return response, status
 
     @app.errorhandler(RequestEntityTooLarge)
     def handle_too_large(_error: RequestEntityTooLarge):

@@ -95,3 +95,17 @@ class Comment(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     author: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+
+
+class LoginThrottle(Base):
+    """Login attempts counted per key (an account or a client address) in a window that ends at expires_at.
+
+    Shared by every worker and every web host through the database; rows past their window are deleted by
+    the next login (conduit/throttle.py).
+    """
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)

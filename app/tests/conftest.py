@@ -21,7 +21,7 @@ from conduit.db import make_engine
 # Set to a PostgreSQL URL to run the API tests against PostgreSQL instead of SQLite files (the database is
 # migrated once, then emptied before each test), e.g. postgresql://conduit@127.0.0.1:5432/conduit_test.
 POSTGRES_URL_ENV = "CONDUIT_TEST_POSTGRES_URL"
-TABLES = ("comments", "favorites", "article_tags", "follows", "articles", "tags", "users")
+TABLES = ("comments", "favorites", "article_tags", "follows", "articles", "tags", "users", "login_throttle")
 
 
 def pytest_configure(config):

@@ -52,8 +52,10 @@ def test_db_commands(run, tmp_path):
     assert (tmp_path / "conduit.db").exists()
     result = run("db", "current", "--check")
     assert result.exit_code == 0
-    assert result.output.strip() == "0001 (head)"
-    assert "-> 0001: Initial schema" in run("db", "history").output
+    assert result.output.strip() == "0002 (head)"
+    history = run("db", "history").output
+    assert "-> 0001: Initial schema" in history
+    assert "0001 -> 0002: Login throttle" in history
 
     result = run("db", "downgrade", "base")
     assert result.exit_code == 0

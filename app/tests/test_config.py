@@ -18,7 +18,9 @@ def test_defaults_are_production_and_need_a_secret_key():
     assert config.is_production
     assert config.metrics_enabled
     assert config.max_content_length == 1024 * 1024
-    assert config.password_hash_method == "scrypt"
+    assert config.password_hash_method == "scrypt:32768:8:1"
+    assert (config.login_account_limit, config.login_address_limit, config.login_window) == (5, 50, 900)
+    assert [str(network) for network in config.trusted_proxies] == ["127.0.0.1/32"]
 
 
 @pytest.mark.parametrize(
@@ -122,3 +124,59 @@ def test_multiproc_dir_must_be_a_directory(tmp_path):
         load_config({**env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "missing")})
     # without metrics the variable does not matter
     assert load_config({**env, "PROMETHEUS_MULTIPROC_DIR": "", "CONDUIT_METRICS": "0"}).multiproc_dir == ""
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("", "pbkdf2:sha256:1000"),
+        ("scrypt", "scrypt"),
+        ("scrypt:131072:8:1", "scrypt:131072:8:1"),
+        ("pbkdf2:sha512:210000", "pbkdf2:sha512:210000"),
+    ],
+)
+def test_password_hash_method(raw, expected):
+    assert (
+        load_config({"CONDUIT_ENV": "testing", "CONDUIT_PASSWORD_HASH": raw}).password_hash_method == expected
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("bcrypt", "is not a password hashing method"),
+        ("pbkdf2:md5:1000", "is not a password hashing method"),
+        ("scrypt:1000:8:1", "power of 2"),
+        ("scrypt:16384:0:1", "power of 2"),
+        ("pbkdf2:sha256:0", "iterations must be positive"),
+    ],
+)
+def test_invalid_password_hash_method(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config({"CONDUIT_ENV": "testing", "CONDUIT_PASSWORD_HASH": raw})
+
+
+def test_login_throttle_settings():
+    config = load_config(
+        {
+            "CONDUIT_ENV": "testing",
+            "CONDUIT_LOGIN_ACCOUNT_LIMIT": "3",
+            "CONDUIT_LOGIN_ADDRESS_LIMIT": "30",
+            "CONDUIT_LOGIN_WINDOW": "60",
+        }
+    )
+    assert (config.login_account_limit, config.login_address_limit, config.login_window) == (3, 30, 60)
+    with pytest.raises(ConfigError, match="CONDUIT_LOGIN_ACCOUNT_LIMIT='0' must be a positive integer"):
+        load_config({"CONDUIT_ENV": "testing", "CONDUIT_LOGIN_ACCOUNT_LIMIT": "0"})
+
+
+def test_trusted_proxies():
+    config = load_config(
+        {"CONDUIT_ENV": "testing", "CONDUIT_FORWARDED_ALLOW_IPS": "192.0.2.10, 2001:db8::/64"}
+    )
+    assert [str(network) for network in config.trusted_proxies] == ["192.0.2.10/32", "2001:db8::/64"]
+    assert config.describe()["CONDUIT_FORWARDED_ALLOW_IPS"] == "192.0.2.10/32,2001:db8::/64"
+    assert load_config({"CONDUIT_ENV": "testing", "CONDUIT_FORWARDED_ALLOW_IPS": "*"}).trusted_proxies is None
+    assert load_config({"CONDUIT_ENV": "testing", "CONDUIT_FORWARDED_ALLOW_IPS": ""}).trusted_proxies == ()
+    with pytest.raises(ConfigError, match="'lb1' is not an IP address or network"):
+        load_config({"CONDUIT_ENV": "testing", "CONDUIT_FORWARDED_ALLOW_IPS": "192.0.2.10,lb1"})

@@ -178,3 +178,25 @@ def test_production_without_secret_key_refuses_to_start(tmp_path):
     assert result.returncode != 0
     assert "SECRET_KEY is not set: refusing to start in production mode" in result.stderr
     assert "Booting worker" not in result.stderr
+
+
+def test_failed_logins_are_counted_across_workers_and_servers(tmp_path):
+    """Two gunicorn servers with two workers each on one database (two web hosts): five failed logins
+    spread over them, the sixth is refused with 429 and Retry-After by whichever answers."""
+    login = {"user": {"email": "mallory@example.org", "password": "wrong-password"}}
+    shared = sqlite_url(tmp_path / "shared.db")
+    migrate.upgrade(shared)
+    (tmp_path / "web1").mkdir()
+    (tmp_path / "web2").mkdir()
+    with (
+        gunicorn(tmp_path / "web1", workers=2, DATABASE_URL=shared) as first,
+        gunicorn(tmp_path / "web2", workers=2, DATABASE_URL=shared) as second,
+    ):
+        statuses = []
+        for i in range(6):
+            with requests.Session() as session:  # a connection per request: any worker may take it
+                server = (first, second)[i % 2]
+                response = session.post(f"{server.url}/api/users/login", json=login, timeout=REQUEST_TIMEOUT)
+            statuses.append(response.status_code)
+        assert statuses == [401] * 5 + [429]
+        assert 0 < int(response.headers["Retry-After"]) <= 900

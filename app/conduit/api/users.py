@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from flask import Blueprint, current_app
@@ -9,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from conduit import db
+from conduit import db, throttle
 from conduit.api.common import json_body, nullable_string, optional_string, required_strings
 from conduit.auth import create_token, current_token, require_user
 from conduit.errors import APIError, invalid, taken
@@ -39,6 +40,16 @@ def _check_password(password: str) -> None:
 
 def _hash(password: str) -> str:
     return generate_password_hash(password, method=current_app.config["CONDUIT_PASSWORD_HASH_METHOD"])
+
+
+def dummy_hash() -> str:
+    """A hash of a random password with the configured method, made once per process: an unknown email
+    is checked against it, so it costs what a wrong password costs and does not tell which emails exist."""
+    method = current_app.config["CONDUIT_PASSWORD_HASH_METHOD"]
+    cache = current_app.extensions.setdefault("conduit.dummy_hashes", {})
+    if method not in cache:
+        cache[method] = generate_password_hash(secrets.token_urlsafe(16), method=method)
+    return cache[method]
 
 
 def _normalise_email(email: str) -> str:
@@ -95,9 +106,16 @@ def register():
 def login():
     data = required_strings(json_body("user"), "email", "password")
     email = data["email"].strip().lower()
+    attempt = throttle.begin(email)
+    if attempt.retry_after is not None:
+        raise APIError(
+            429, {"credentials": ["too many attempts"]}, headers={"Retry-After": str(attempt.retry_after)}
+        )
     user = db.session().scalar(select(User).where(User.email == email))
-    if user is None or not check_password_hash(user.password_hash, data["password"]):
+    stored = user.password_hash if user is not None else dummy_hash()
+    if not check_password_hash(stored, data["password"]) or user is None:
         raise APIError(401, {"credentials": ["invalid"]})
+    throttle.succeeded(attempt)
     return user_json(user, create_token(user))
 
 
