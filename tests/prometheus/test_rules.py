@@ -46,7 +46,21 @@ ALERTS = (
     "PostgresTooManyConnections",
     "BackupTooOld",
     "BackupRestoreFailed",
+    "Watchdog",
+    "AlertmanagerNotificationsFailing",
+    "PrometheusNotificationsDropped",
+    "PrometheusNotificationQueueFilling",
+    "PrometheusAlertmanagerUnreachable",
+    "AlertmanagerClusterMembersMissing",
+    "PrometheusConfigReloadFailed",
+    "AlertmanagerConfigReloadFailed",
+    "PrometheusRuleEvaluationFailures",
+    "PrometheusTSDBCompactionsFailed",
+    "PrometheusStorageFilling",
 )
+# Always firing: it has its own test (test_watchdog_always_fires_with_only_its_severity).
+WATCHDOG = "Watchdog"
+HEARTBEAT = "heartbeat"
 VARIANTS = (DEFAULTS, *ENVIRONMENTS, FRONTEND)
 # Variants with site URLs, the only ones with WebHostDown.
 SITE_VARIANTS = (FRONTEND,)
@@ -404,6 +418,216 @@ def backend_down(rule: dict, hold: int) -> Scenario:
     return Scenario(series, condition, quiet=("web2:5566 DRAIN", "web3:5566 MAINT", "web4:5566 UP"))
 
 
+def _window(rule: dict) -> int:
+    return seconds(re.search(r"\[(\w+)\]", rule["expr"]).group(1))
+
+
+def counter_rising(rule: dict, hold: int, metric: str, labels: dict, keep: tuple[str, ...]) -> Scenario:
+    """A counter of `labels` flat for a full window, rising for longer than `for`, flat again; a sibling
+    series (another `reason`, as newer Alertmanagers add) stays flat and is summed away, and the same
+    counter of another instance stays flat (quiet). The alert keeps the labels `keep`."""
+    window = _window(rule)
+    calm, bad, after = window // STEP + 2, hold + 4, window // STEP + 4
+    length = calm + bad + after
+    failures_per_second = 0.2
+    values = phases((calm, 0.0), (bad, failures_per_second), (after, 0.0))
+    quiet = {**labels, "instance": "quiet:1"}
+    series = {
+        series_selector(metric, {**labels, "reason": "serverError"}): values,
+        series_selector(metric, {**labels, "reason": "clientError"}): phases((length, 0.0)),
+        series_selector(metric, {**quiet, "reason": "serverError"}): phases((length, 0.0)),
+    }
+    alert = {k: v for k, v in labels.items() if k in keep}
+    condition = []
+    for i in range(length):
+        value = rate(values, i, window)
+        condition.append([(alert, value)] if value is not None and value > 0 else [])
+    return Scenario(series, condition, quiet=("quiet:1",))
+
+
+def alertmanager_notifications_failing(rule: dict, hold: int) -> Scenario:
+    labels = {"job": "alertmanager", "instance": "mon1:9093", "integration": "slack"}
+    return counter_rising(
+        rule, hold, "alertmanager_notifications_failed_total", labels, ("job", "instance", "integration")
+    )
+
+
+def prometheus_notifications_dropped(rule: dict, hold: int) -> Scenario:
+    labels = {"job": "prometheus", "instance": "mon1:9090"}
+    return counter_rising(rule, hold, "prometheus_notifications_dropped_total", labels, ("job", "instance"))
+
+
+def prometheus_alertmanager_unreachable(rule: dict, hold: int) -> Scenario:
+    labels = {"job": "prometheus", "instance": "mon1:9090", "alertmanager": "http://mon2:9093/api/v2/alerts"}
+    return counter_rising(
+        rule, hold, "prometheus_notifications_errors_total", labels, ("job", "instance", "alertmanager")
+    )
+
+
+def prometheus_rule_evaluation_failures(rule: dict, hold: int) -> Scenario:
+    labels = {
+        "job": "prometheus",
+        "instance": "mon1:9090",
+        "rule_group": "/etc/prometheus/lookout.rules.yml;lookout-web",
+    }
+    return counter_rising(
+        rule, hold, "prometheus_rule_evaluation_failures_total", labels, ("job", "instance", "rule_group")
+    )
+
+
+def prometheus_notification_queue_filling(rule: dict, hold: int) -> Scenario:
+    limit = threshold(rule)
+    capacity = 10000.0
+    full = {"job": "prometheus", "instance": "mon1:9090"}
+    calm = {"job": "prometheus", "instance": "mon2:9090"}
+    ok, high, after = 4, hold + 4, 8
+    length = ok + high + after
+    used = capacity * (limit + (1 - limit) / 2)
+    series = {
+        series_selector("prometheus_notifications_queue_length", full): gauge(
+            (ok, 0), (high, used), (after, 0)
+        ),
+        series_selector("prometheus_notifications_queue_capacity", full): gauge((length, capacity)),
+        # Busy, but below the share.
+        series_selector("prometheus_notifications_queue_length", calm): gauge((length, capacity * limit / 2)),
+        series_selector("prometheus_notifications_queue_capacity", calm): gauge((length, capacity)),
+    }
+    condition = [[(full, used / capacity)] if ok <= i < ok + high else [] for i in range(length)]
+    return Scenario(series, condition, quiet=("mon2:9090",))
+
+
+def alertmanager_cluster_members_missing(rule: dict, hold: int) -> Scenario:
+    """The cluster size is the rule's threshold: one member lost below it warns; a member at full size
+    stays quiet."""
+    size = int(threshold(rule))
+    lonely = {"job": "alertmanager", "instance": "mon1:9093"}
+    whole = {"job": "alertmanager", "instance": "mon2:9093"}
+    ok, missing, after = 4, hold + 4, 8
+    length = ok + missing + after
+    series = {
+        series_selector("alertmanager_cluster_members", lonely): gauge(
+            (ok, size), (missing, size - 1), (after, size)
+        ),
+        series_selector("alertmanager_cluster_members", whole): gauge((length, size)),
+    }
+    condition = [[(lonely, size - 1)] if ok <= i < ok + missing else [] for i in range(length)]
+    return Scenario(series, condition, quiet=("mon2:9093",))
+
+
+def reload_failed(metric: str, job: str, port: int):
+    def scenario(rule: dict, hold: int) -> Scenario:
+        failed = {"job": job, "instance": f"mon1:{port}"}
+        fine = {"job": job, "instance": f"mon2:{port}"}
+        ok, bad, after = 4, hold + 4, 8
+        length = ok + bad + after
+        series = {
+            series_selector(metric, failed): gauge((ok, 1), (bad, 0), (after, 1)),
+            series_selector(metric, fine): gauge((length, 1)),
+        }
+        condition = [[(failed, 0.0)] if ok <= i < ok + bad else [] for i in range(length)]
+        return Scenario(series, condition, quiet=(f"mon2:{port}",))
+
+    return scenario
+
+
+def prometheus_tsdb_compactions_failed(rule: dict, hold: int) -> Scenario:
+    """One failed compaction: the alert fires at once and stays while the failure is in the window."""
+    window = _window(rule)
+    steps = window // STEP
+    failing = {"job": "prometheus", "instance": "mon1:9090"}
+    fine = {"job": "prometheus", "instance": "mon2:9090"}
+    calm, after = steps + 2, steps + 8
+    length = calm + after
+    values = [0.0] * calm + [1.0] * after
+    series = {
+        series_selector("prometheus_tsdb_compactions_failed_total", failing): values,
+        series_selector("prometheus_tsdb_compactions_failed_total", fine): [0.0] * length,
+    }
+    condition = []
+    for i in range(length):
+        increase = None if i < steps else values[i] - values[i - steps]
+        condition.append([(failing, increase)] if increase else [])
+    return Scenario(series, condition, quiet=("mon2:9090",))
+
+
+def predict_linear(values: list[float], index: int, window: int, horizon: int) -> float | None:
+    """Prometheus 2's predict_linear at sample `index`: least squares over the samples of the window (its
+    start included), the line's value `horizon` seconds after the evaluation."""
+    first = max(0, index - window // STEP)
+    ys = values[first : index + 1]
+    if len(ys) < 2:
+        return None
+    if all(y == ys[0] for y in ys):
+        return ys[0]
+    xs = [(j - index) * STEP for j in range(first, index + 1)]
+    n = len(xs)
+    sum_x, sum_y = sum(xs), sum(ys)
+    slope = (sum(x * y for x, y in zip(xs, ys, strict=True)) - sum_x * sum_y / n) / (
+        sum(x * x for x in xs) - sum_x * sum_x / n
+    )
+    return sum_y / n - slope * sum_x / n + slope * horizon
+
+
+def _tsdb_terms(rule: dict) -> tuple[float, int, int, str, str | None]:
+    """The rule's free share, prediction window and horizon, its mount point, and a node exporter its
+    instance filter matches (None: no filter)."""
+    ratio = threshold(rule)
+    window = _window(rule)
+    horizon = int(re.search(r"\],\s*([0-9]+)\)", rule["expr"]).group(1))
+    mountpoint = re.search(r'mountpoint="([^"]+)"', rule["expr"]).group(1)
+    instances = re.search(r'instance=~"([^"]+)"', rule["expr"])
+    instance = instances.group(1).split("|")[0].replace("\\.", ".") if instances else None
+    return ratio, window, horizon, mountpoint, instance
+
+
+def storage_filling(rule: dict, series_of: dict, length: int) -> list[list[tuple[dict, float]]]:
+    """Where the rule holds: free share below the ratio, or the window's growth emptying the filesystem
+    within the horizon; the value is the free share."""
+    ratio, window, horizon, _, _ = _tsdb_terms(rule)
+    condition = []
+    for i in range(length):
+        holding = []
+        for labels, (avail, size) in series_of.items():
+            share = avail[i] / size
+            predicted = predict_linear(avail, i, window, horizon)
+            if share < ratio or (predicted is not None and predicted < 0):
+                holding.append((dict(labels), share))
+        condition.append(holding)
+    return condition
+
+
+def _tsdb_series(rule: dict, avail: list[float], size: float) -> tuple[dict, dict, tuple[str, ...]]:
+    """The TSDB filesystem of a monitoring host with these free bytes, and filesystems that must stay quiet
+    whatever their space: another mount point of the host, and (with an instance filter) a host that is not
+    a monitoring host."""
+    _, _, _, mountpoint, instance = _tsdb_terms(rule)
+    base = {"job": "node", "device": "/dev/vda1", "fstype": "ext4"}
+    tsdb = {**base, "instance": instance or "mon1:9100", "mountpoint": mountpoint}
+    low = [size * 0.01] * len(avail)
+    others = [{**tsdb, "device": "/dev/vda2", "mountpoint": "/srv/elsewhere"}]
+    if instance:
+        others.append({**tsdb, "instance": "not-a-monitoring-host:9100"})
+    series = {}
+    for labels, values in ((tsdb, avail), *((o, low) for o in others)):
+        series[series_selector("node_filesystem_avail_bytes", labels)] = values
+        series[series_selector("node_filesystem_size_bytes", labels)] = [size] * len(avail)
+    return (
+        series,
+        {tuple(sorted(tsdb.items())): (avail, size)},
+        tuple(o["instance"] + o["mountpoint"] for o in others),
+    )
+
+
+def prometheus_storage_filling(rule: dict, hold: int) -> Scenario:
+    """Free space drops below the share and comes back."""
+    ratio = threshold(rule)
+    size = 100e9
+    ok, low, after = 4, hold + 4, 8
+    avail = gauge((ok, size / 2), (low, size * ratio / 2), (after, size / 2))
+    series, tracked, quiet = _tsdb_series(rule, avail, size)
+    return Scenario(series, storage_filling(rule, tracked, len(avail)), quiet=quiet)
+
+
 SCENARIOS = {
     "WebsiteDown": website_down,
     "WebHostDown": website_down,
@@ -418,6 +642,20 @@ SCENARIOS = {
     "PostgresTooManyConnections": postgres_too_many_connections,
     "BackupTooOld": backup_too_old,
     "BackupRestoreFailed": backup_restore_failed,
+    "AlertmanagerNotificationsFailing": alertmanager_notifications_failing,
+    "PrometheusNotificationsDropped": prometheus_notifications_dropped,
+    "PrometheusNotificationQueueFilling": prometheus_notification_queue_filling,
+    "PrometheusAlertmanagerUnreachable": prometheus_alertmanager_unreachable,
+    "AlertmanagerClusterMembersMissing": alertmanager_cluster_members_missing,
+    "PrometheusConfigReloadFailed": reload_failed(
+        "prometheus_config_last_reload_successful", "prometheus", 9090
+    ),
+    "AlertmanagerConfigReloadFailed": reload_failed(
+        "alertmanager_config_last_reload_successful", "alertmanager", 9093
+    ),
+    "PrometheusRuleEvaluationFailures": prometheus_rule_evaluation_failures,
+    "PrometheusTSDBCompactionsFailed": prometheus_tsdb_compactions_failed,
+    "PrometheusStorageFilling": prometheus_storage_filling,
 }
 
 
@@ -427,7 +665,7 @@ def shipped(variant: str) -> list[str]:
 
 
 def test_every_shipped_alert_has_a_scenario(rendered):
-    assert sorted(SCENARIOS) == sorted(ALERTS)
+    assert sorted([*SCENARIOS, WATCHDOG]) == sorted(ALERTS)
     for variant in VARIANTS:
         assert sorted(rendered[variant].rules) == sorted(shipped(variant)), variant
 
@@ -435,20 +673,36 @@ def test_every_shipped_alert_has_a_scenario(rendered):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_every_alert_is_documented(rendered, variant):
     for name, rule in rendered[variant].rules.items():
-        assert rule["labels"]["severity"] in ("critical", "warning"), name
+        if name == WATCHDOG:
+            assert rule["labels"] == {"severity": HEARTBEAT}, name
+        else:
+            assert rule["labels"]["severity"] in ("critical", "warning"), name
         assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}, name
         assert rule["annotations"]["runbook_url"].endswith("#" + name.lower()), name
 
 
+def _for(rule: dict) -> str:
+    return rule.get("for", "0s")
+
+
 @pytest.mark.parametrize(
-    ("variant", "alert"), [(v, a) for v in VARIANTS for a in shipped(v)], ids=lambda x: x
+    ("variant", "alert"),
+    [(v, a) for v in VARIANTS for a in shipped(v) if a != WATCHDOG],
+    ids=lambda x: x,
 )
 def test_alert_fires_after_for_and_resolves(rendered, variant, alert, tmp_path):
-    rules = rendered[variant]
+    rule = rendered[variant].rules[alert]
+    hold = seconds(_for(rule)) // STEP
+    assert hold * STEP == seconds(_for(rule)), f"{alert}: `for` must be a multiple of {STEP}s here"
+    _check_scenario(rendered[variant], variant, alert, SCENARIOS[alert](rule, hold), tmp_path)
+
+
+def _check_scenario(rules, variant: str, alert: str, scenario: Scenario, tmp_path) -> None:
+    """The condition starts to hold exactly where the scenario says, the alert is silent one evaluation
+    before its `for` has elapsed, fires with its labels and annotations once it has and while the condition
+    holds, and is gone when the condition stops."""
     rule = rules.rules[alert]
-    hold = seconds(rule["for"]) // STEP
-    assert hold * STEP == seconds(rule["for"]), f"{alert}: `for` must be a multiple of {STEP}s here"
-    scenario = SCENARIOS[alert](rule, hold)
+    hold = seconds(_for(rule)) // STEP
 
     holding = [bool(c) for c in scenario.condition]
     start = holding.index(True)
@@ -488,11 +742,64 @@ def test_alert_fires_after_for_and_resolves(rendered, variant, alert, tmp_path):
         "alert_rule_test": [
             {"eval_time": at(firing - 1), "alertname": alert, "exp_alerts": []},
             {"eval_time": at(firing), "alertname": alert, "exp_alerts": alerts(firing)},
+            # Still firing at the last evaluation the condition holds.
+            {"eval_time": at(end - 1), "alertname": alert, "exp_alerts": alerts(end - 1)},
             {"eval_time": at(end), "alertname": alert, "exp_alerts": []},
         ],
     }
     result = promtool_test(tmp_path, rules.rules_file, test)
-    assert result.returncode == 0, f"{variant} {alert} (for {rule['for']}):\n{result.stdout}{result.stderr}"
+    assert result.returncode == 0, f"{variant} {alert} (for {_for(rule)}):\n{result.stdout}{result.stderr}"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_storage_filling_fires_on_the_growth_before_the_free_share_is_low(rendered, variant, tmp_path):
+    """The filesystem fills at a steady rate while its free share is still well above the threshold: the
+    alert starts when the line through the last 6 hours reaches zero within the horizon, and ends when space
+    is freed. The crossing falls half a step after a sample, so float rounding cannot move it."""
+    rule = rendered[variant].rules["PrometheusStorageFilling"]
+    ratio, _, horizon, _, _ = _tsdb_terms(rule)
+    size = 100e9
+    # Half the filesystem in `horizon` seconds; the prediction reaches zero once half is left.
+    per_step = size / 2 * STEP / horizon
+    crossing = round(0.1 * size / per_step)
+    hold = seconds(_for(rule)) // STEP
+    filling = crossing + hold + 4
+    avail = [0.6 * size + per_step / 2 - i * per_step for i in range(filling)] + [0.95 * size] * 16
+    assert min(avail) / size > ratio, "the free share must stay above the threshold here"
+    series, tracked, quiet = _tsdb_series(rule, avail, size)
+    scenario = Scenario(series, storage_filling(rule, tracked, len(avail)), quiet=quiet)
+    holding = [bool(c) for c in scenario.condition]
+    assert holding.index(True) == crossing + 1
+    _check_scenario(rendered[variant], variant, "PrometheusStorageFilling", scenario, tmp_path)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_watchdog_always_fires_with_only_its_severity(rendered, variant, tmp_path):
+    """No series at all (a server that scrapes nothing still has its alert path to prove): firing from the
+    first evaluation on and at every later one, with no label but its severity, which routes it to the
+    heartbeat receiver (the Alertmanager side matches alertname="Watchdog" and severity="heartbeat")."""
+    rule = rendered[variant].rules[WATCHDOG]
+    assert "for" not in rule
+    expected = [
+        {
+            "exp_labels": {"severity": HEARTBEAT},
+            "exp_annotations": {k: expand(v, {}, 1.0) for k, v in rule["annotations"].items()},
+        }
+    ]
+    test = {
+        "interval": f"{STEP}s",
+        "input_series": [
+            {"series": series_selector("up", {"job": "node", "instance": "a:9100"}), "values": "0x40"}
+        ],
+        "alert_rule_test": [
+            {"eval_time": at, "alertname": WATCHDOG, "exp_alerts": expected} for at in ("0s", "1m", "10m")
+        ],
+    }
+    result = promtool_test(tmp_path, rendered[variant].rules_file, test)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # And the test would notice an alert that is not firing.
+    test["alert_rule_test"] = [{"eval_time": "1m", "alertname": WATCHDOG, "exp_alerts": []}]
+    assert promtool_test(tmp_path, rendered[variant].rules_file, test).returncode != 0
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
