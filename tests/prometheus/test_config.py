@@ -45,6 +45,8 @@ GROUP_VARIANTS = {
     WITHOUT_FRONTEND: ("frontend", None),
 }
 CONFIG_VARIANTS = (*ENVIRONMENTS, *GROUP_VARIANTS)
+# variant -> {monitoring host: its rendered lookout.rules.yml}, filled by the `replicas` fixture.
+RULES: dict[str, dict[str, dict]] = {}
 
 
 def _env(variant: str) -> str:
@@ -102,6 +104,10 @@ def replicas(tmp_path_factory) -> dict[str, tuple[dict, dict[str, dict]]]:
         rendered = list((workdir / "out" / name).glob("*/prometheus/prometheus.yml"))
         assert len(rendered) == len(_group(hosts, "monitoring")), rendered
         results[name] = (hosts, {p.parent.parent.name: yaml.safe_load(p.read_text()) for p in rendered})
+        RULES[name] = {
+            p.parent.parent.name: yaml.safe_load((p.parent / "lookout.rules.yml").read_text())
+            for p in rendered
+        }
     return results
 
 
@@ -320,3 +326,31 @@ def test_probe_interval_follows_the_environment(replicas, env):
         probes = _job(config, "blackbox-http")
         assert probes["scrape_interval"] == _knobs(env)["lookout_probe_scrape_interval"]
         assert "scrape_interval" not in _job(config, "node")
+
+
+def _alert(rules: dict, name: str) -> dict:
+    found = [r for g in rules["groups"] for r in g["rules"] if r.get("alert") == name]
+    assert len(found) == 1, name
+    return found[0]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_alert_path_rules_follow_the_inventory(replicas, env):
+    """The cluster size is the number of monitoring hosts; the TSDB disk alert reads their node exporters
+    only; and the replicas' rules are the same."""
+    hosts, _ = replicas[env]
+    monitoring = _group(hosts, "monitoring")
+    per_host = RULES[env]
+    assert len({yaml.safe_dump(r) for r in per_host.values()}) == 1
+    rules = next(iter(per_host.values()))
+    members = _alert(rules, "AlertmanagerClusterMembersMissing")["expr"]
+    assert members.endswith(f"< {len(monitoring)}"), members
+    storage = _alert(rules, "PrometheusStorageFilling")["expr"]
+    regex = re.search(r'instance=~"([^"]+)"', storage).group(1)
+    nodes = [f"{_address(h, v)}:9100" for h, v in monitoring.items()]
+    assert all(re.fullmatch(regex, n) for n in nodes), (regex, nodes)
+    everyone = [
+        f"{_address(h, v)}:9100" for g in hosts["all"]["children"] for h, v in _group(hosts, g).items()
+    ]
+    assert [n for n in everyone if re.fullmatch(regex, n)] == [n for n in everyone if n in nodes]
+    assert _alert(rules, "Watchdog")["labels"] == {"severity": "heartbeat"}
