@@ -446,10 +446,23 @@ def counter_rising(rule: dict, hold: int, metric: str, labels: dict, keep: tuple
 
 
 def alertmanager_notifications_failing(rule: dict, hold: int) -> Scenario:
-    labels = {"job": "alertmanager", "instance": "mon1:9093", "integration": "slack"}
-    return counter_rising(
-        rule, hold, "alertmanager_notifications_failed_total", labels, ("job", "instance", "integration")
-    )
+    """mon1's requests to Slack fail (each attempt counts) while no notification has been given up yet;
+    mon2 gives notifications up (the other counter) at the same time."""
+    keep = ("job", "instance", "integration")
+    attempts = {"job": "alertmanager", "instance": "mon1:9093", "integration": "slack"}
+    given_up = {**attempts, "instance": "mon2:9093"}
+    requests = counter_rising(rule, hold, "alertmanager_notification_requests_failed_total", attempts, keep)
+    notifications = counter_rising(rule, hold, "alertmanager_notifications_failed_total", given_up, keep)
+    length = len(requests.condition)
+    flat = phases((length, 0.0))
+    series = {
+        **requests.series,
+        **notifications.series,
+        series_selector("alertmanager_notifications_failed_total", attempts): flat,
+        series_selector("alertmanager_notification_requests_failed_total", given_up): flat,
+    }
+    condition = [a + b for a, b in zip(requests.condition, notifications.condition, strict=True)]
+    return Scenario(series, condition, quiet=requests.quiet)
 
 
 def prometheus_notifications_dropped(rule: dict, hold: int) -> Scenario:
@@ -771,6 +784,57 @@ def test_storage_filling_fires_on_the_growth_before_the_free_share_is_low(render
     holding = [bool(c) for c in scenario.condition]
     assert holding.index(True) == crossing + 1
     _check_scenario(rendered[variant], variant, "PrometheusStorageFilling", scenario, tmp_path)
+
+
+# Counters whose single increase (a failed attempt the retry recovers, the alerts Prometheus drops at its
+# start, one failed rule evaluation) must not fire.
+ONE_OFF = {
+    "AlertmanagerNotificationsFailing": (
+        "alertmanager_notification_requests_failed_total",
+        {"job": "alertmanager", "instance": "mon1:9093", "integration": "slack"},
+    ),
+    "PrometheusNotificationsDropped": (
+        "prometheus_notifications_dropped_total",
+        {"job": "prometheus", "instance": "mon1:9090"},
+    ),
+    "PrometheusAlertmanagerUnreachable": (
+        "prometheus_notifications_errors_total",
+        {"job": "prometheus", "instance": "mon1:9090", "alertmanager": "http://mon2:9093/api/v2/alerts"},
+    ),
+    "PrometheusRuleEvaluationFailures": (
+        "prometheus_rule_evaluation_failures_total",
+        {"job": "prometheus", "instance": "mon1:9090", "rule_group": "g"},
+    ),
+}
+
+
+@pytest.mark.parametrize(("variant", "alert"), [(v, a) for v in VARIANTS for a in ONE_OFF], ids=lambda x: x)
+def test_a_single_failure_does_not_fire(rendered, variant, alert, tmp_path):
+    """One increase of the counter: the condition holds (so the test can tell), but for less than `for`."""
+    rule = rendered[variant].rules[alert]
+    metric, labels = ONE_OFF[alert]
+    window = _window(rule) // STEP
+    before, after = window + 2, window + 8
+    values = [0.0] * before + [1.0] * after
+    test = {
+        "interval": f"{STEP}s",
+        "input_series": [
+            {"series": series_selector(metric, labels), "values": " ".join(map(sample, values))}
+        ],
+        "promql_expr_test": [
+            {
+                "expr": f"count({rule['expr']})",
+                "eval_time": f"{before * STEP}s",
+                "exp_samples": [{"labels": "{}", "value": 1}],
+            }
+        ],
+        "alert_rule_test": [
+            {"eval_time": f"{i * STEP}s", "alertname": alert, "exp_alerts": []}
+            for i in range(before, before + after)
+        ],
+    }
+    result = promtool_test(tmp_path, rendered[variant].rules_file, test)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
