@@ -200,6 +200,7 @@ def test_counts_are_summed_and_percentiles_come_from_the_samples(tmp_path):
         {"host": "load2", "segment": "1/2:1", "requests": 2000, "started_at_ms": START + 41},
     ]
     assert report["start_spread_ms"] == 38
+    assert report["late_start_ms"] == 41
 
 
 def test_percentiles_match_an_independent_computation(tmp_path):

@@ -136,6 +136,20 @@ def test_the_command_waits_for_the_common_start_and_says_when_it_began(tmp_path)
     assert line.endswith("--execution-segment-sequence=0,1/2,1 /etc/k6/conduit.js >> /var/lib/k6/k6.log 2>&1")
 
 
+def test_the_run_time_limit_covers_the_wait_for_the_start(tmp_path):
+    # The probe reached the slowest host 1.234 s after the controller took the time; the start is 20.5 s
+    # after that time: the parts may wait 21 s, then run their stages (240 s by default) and the margin (90).
+    probe_from = START - 20_500
+    values = rendered(
+        tmp_path,
+        "[__k6_reach_ms | int, __k6_time_limit | int]",
+        ["load1", "load2"],
+        __k6_probe_from_ms=probe_from,
+        __k6_probe={"stdout": str(probe_from + 1234)},
+    )
+    assert values["load1"] == values["load2"] == [1234, 21 + 240 + 90]
+
+
 def test_k6_runs_the_parts_of_three_hosts(tmp_path):
     """k6 (the version the tests install) takes each part's rendered arguments; the parts split the VUs."""
     hosts = ["load1", "load2", "load3"]

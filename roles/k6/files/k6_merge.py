@@ -312,6 +312,8 @@ def merge(parts: list[Part], start_at_ms: int | None = None) -> dict:
         "lookout": {
             "start_at_ms": start_at_ms,
             "start_spread_ms": max(started) - min(started),
+            # How long after the common start the last part began (a start task slower than k6_start_delay).
+            "late_start_ms": max(0, max(started) - start_at_ms) if start_at_ms is not None else None,
             "failed_thresholds": failed,
             "parts": [
                 {
@@ -347,6 +349,7 @@ def figures(merged: dict) -> dict:
         "max_vus": metrics.get("vus_max", {}).get("max", 0),
         "failed_thresholds": merged["lookout"]["failed_thresholds"],
         "start_spread_ms": merged["lookout"]["start_spread_ms"],
+        "late_start_ms": merged["lookout"]["late_start_ms"],
         "parts": [
             {key: part[key] for key in ("host", "segment", "requests", "started_at_ms")}
             for part in merged["lookout"]["parts"]
