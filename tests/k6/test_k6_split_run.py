@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 import yaml
+from controller_helpers import role_preflight_cases
 from test_k6_load_test import ANSIBLE, BIN, K6, ROLE, ROOT, render_script
 
 MERGE = ROOT / "roles" / "k6" / "files" / "k6_merge.py"
@@ -364,3 +365,12 @@ def test_the_merge_computes_k6s_own_percentiles_of_a_part(tmp_path, server):
             if stat != "thresholds":
                 assert merged[metric][stat] == pytest.approx(value, abs=1e-6), (metric, stat)
     assert merged["http_reqs"]["count"] == own["http_reqs"]["count"] == Conduitish.count
+
+
+def test_the_start_delay_is_checked_before_the_run(tmp_path):
+    outcomes = role_preflight_cases(
+        "k6", tmp_path, {"none": {"k6_start_delay": 0}, "words": {"k6_start_delay": "soon"}}
+    )
+    assert outcomes["none"].failures == (), outcomes["none"].failure
+    assert "k6: k6_start_delay" in outcomes["words"].failure, outcomes["words"].failure
+    assert '"soon"' in outcomes["words"].failure
