@@ -12,6 +12,11 @@ from pathlib import Path
 import yaml
 from controller_helpers import tool
 
+# Stands in for each environment's vault_heartbeat_url; the rendered files must never contain it.
+HEARTBEAT_URL = "https://heartbeat.example.org/ping/secret-token"
+# A rendering of production without a heartbeat URL (vault_heartbeat_url: "").
+NO_HEARTBEAT = "production-no-heartbeat"
+
 
 @dataclass(frozen=True)
 class Rendered:

@@ -5,7 +5,7 @@ MONITORING_PASSWORD, which stands in for the vault's vault_monitoring_password."
 
 import pytest
 import yaml
-from alertmanager_helpers import Rendered
+from alertmanager_helpers import HEARTBEAT_URL, NO_HEARTBEAT, Rendered
 from controller_helpers import ENVIRONMENTS, ROOT, ansible_playbook, knobs, local_host
 
 MONITORING_PASSWORD = "test-monitoring-password"
@@ -36,13 +36,17 @@ def rendered(tmp_path_factory) -> dict[str, Rendered]:
     )
     results = {}
     hosts = {}
-    for env in ENVIRONMENTS:
-        directory = workdir / env
-        results[env] = Rendered(env=env, knobs=knobs(env), directory=directory)
+    for name, env, heartbeat in [
+        *((e, e, HEARTBEAT_URL) for e in ENVIRONMENTS),
+        (NO_HEARTBEAT, "production", ""),
+    ]:
+        directory = workdir / name
+        results[name] = Rendered(env=env, knobs=knobs(env), directory=directory)
         # The rendered files refer to their own directory, so amtool also finds the templates.
-        hosts[env] = local_host(
-            **results[env].knobs,
+        hosts[name] = local_host(
+            **results[name].knobs,
             vault_monitoring_password=MONITORING_PASSWORD,
+            vault_heartbeat_url=heartbeat,
             alertmanager_render_dir=str(directory),
             alertmanager_config_dir=str(directory),
         )

@@ -3,10 +3,13 @@
 import re
 
 import pytest
-from alertmanager_helpers import amtool
+from alertmanager_helpers import HEARTBEAT_URL, NO_HEARTBEAT, amtool
 from controller_helpers import ENVIRONMENTS
 
 DEFAULT_SEVERITY = "warning"
+HEARTBEAT = "heartbeat"
+# What the render entry point writes instead of the heartbeat URL (roles/alertmanager/vars/main.yml).
+PLACEHOLDER = "https://heartbeat.invalid/rendered-without-the-secret"
 
 
 def route_test(rendered, expected_receiver: str, **labels: str):
@@ -80,22 +83,27 @@ def test_unrouted_alerts_fall_back_to_the_default_severity(rendered, env, labels
     route_test(rendered[env], f"slack-{DEFAULT_SEVERITY}", alertname="Unexpected", env=env, **labels)
 
 
+def _slack_receivers(config: dict) -> list[dict]:
+    return [r for r in config["receivers"] if r["name"] != HEARTBEAT]
+
+
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_receivers_post_to_the_environments_channels(rendered, env):
     config = rendered[env].config
     channels = {
         receiver["name"]: [slack["channel"] for slack in receiver["slack_configs"]]
-        for receiver in config["receivers"]
+        for receiver in _slack_receivers(config)
     }
     expected = {f"slack-{severity}": [channel] for severity, channel in rendered[env].channels.items()}
     assert channels == expected
+    assert sorted(r["name"] for r in config["receivers"]) == sorted([*expected, HEARTBEAT])
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_the_webhook_url_stays_out_of_the_configuration(rendered, env):
     config = rendered[env].config
     url_file = str(rendered[env].directory / "slack_api_url")
-    for receiver in config["receivers"]:
+    for receiver in _slack_receivers(config):
         for slack in receiver["slack_configs"]:
             assert slack["api_url_file"] == url_file
             assert "api_url" not in slack
@@ -114,6 +122,58 @@ def test_grouping_and_waits_follow_the_environment(rendered, env):
     assert route["group_wait"] == knobs["lookout_alert_group_wait"]
     assert route["group_interval"] == knobs["lookout_alert_group_interval"]
     assert route["repeat_interval"] == knobs["lookout_alert_repeat_interval"]
+
+
+# --- The dead-man's switch: Watchdog to the heartbeat receiver only --------------------------------------
+
+
+@pytest.mark.parametrize("env", [*ENVIRONMENTS, NO_HEARTBEAT])
+@pytest.mark.parametrize("severity", ["heartbeat", "critical", "warning", None])
+def test_watchdog_reaches_the_heartbeat_receiver_only(rendered, env, severity):
+    labels = {"alertname": "Watchdog", "env": rendered[env].env}
+    route_test(rendered[env], HEARTBEAT, **labels, **({"severity": severity} if severity else {}))
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_only_watchdog_reaches_the_heartbeat_receiver(rendered, env):
+    # Another alert of the heartbeat's severity, and a name that merely contains Watchdog, go to Slack.
+    route_test(rendered[env], f"slack-{DEFAULT_SEVERITY}", alertname="WatchdogX", severity="heartbeat")
+    route_test(rendered[env], "slack-critical", alertname="Watchdog2", severity="critical", env=env)
+
+
+def _heartbeat(config: dict) -> tuple[dict, dict]:
+    (route,) = [r for r in config["route"]["routes"] if r["receiver"] == HEARTBEAT]
+    (receiver,) = [r for r in config["receivers"] if r["name"] == HEARTBEAT]
+    return route, receiver
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_heartbeat_repeats_on_the_environments_interval(rendered, env):
+    route, receiver = _heartbeat(rendered[env].config)
+    assert route == {
+        "receiver": HEARTBEAT,
+        "matchers": ['alertname="Watchdog"'],
+        "group_by": ["alertname"],
+        "group_wait": "0s",
+        "group_interval": "10s",
+        "repeat_interval": rendered[env].knobs["lookout_heartbeat_interval"],
+    }
+    assert rendered[env].config["route"]["routes"][0] == route, "the heartbeat route comes first"
+    # A webhook, never resolved (only its silence must be noticed), to the placeholder: the render
+    # entry point never writes the secret.
+    assert receiver == {
+        "name": HEARTBEAT,
+        "webhook_configs": [{"url": PLACEHOLDER, "send_resolved": False}],
+    }
+    assert HEARTBEAT_URL not in rendered[env].config_file.read_text()
+
+
+def test_without_a_heartbeat_url_the_receiver_sends_nothing(rendered):
+    config = rendered[NO_HEARTBEAT].config
+    _, receiver = _heartbeat(config)
+    assert receiver == {"name": HEARTBEAT}
+    result = amtool("check-config", str(rendered[NO_HEARTBEAT].config_file))
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_configuration_says_it_is_managed(rendered):

@@ -85,6 +85,8 @@ def make_test_inventory(env: str, dest: Path) -> tuple[Path, Path | None]:
     password_file.chmod(0o600)
     values = {key: f"test-{env}-{key}-{secrets.token_hex(8)}" for key in secret_keys()}
     values["vault_slack_webhook_url"] = f"http://127.0.0.1:9/services/test-{env}"
+    # https: the alertmanager role refuses a plain-http heartbeat URL outside the demo's stand-in.
+    values["vault_heartbeat_url"] = f"https://127.0.0.1:9/heartbeat/test-{env}"
     vault.write_text(yaml.safe_dump(values, sort_keys=True))
     subprocess.run(
         [str(ANSIBLE_VAULT), "encrypt", "--vault-id", f"{env}@{password_file}", str(vault)],

@@ -42,6 +42,7 @@ CONTRACT_SECRETS = {
     "vault_conduit_database_password",
     "vault_grafana_admin_password",
     "vault_monitoring_password",
+    "vault_heartbeat_url",
 }
 KNOB = re.compile(r"\b(?:lookout|vault)_[a-z0-9_]+\b")
 
