@@ -164,23 +164,39 @@ def submetric_filter(name: str) -> tuple[str, dict[str, str]]:
     return match.group("name"), tags
 
 
+def tag_value(row: list[str], extra: dict[str, str] | None, key: int | str) -> str:
+    """A sample's tag: in its own CSV column (key: the column's index) or among the extra tags."""
+    return row[key] if isinstance(key, int) else (extra or {}).get(key, "")
+
+
 def read_samples(path: Path, wanted: list[str]) -> dict[str, list[float]]:
     """The values of every wanted trend (or trend submetric) in one part's CSV samples."""
-    filters: dict[str, list[tuple[str, dict[str, str]]]] = {}
-    for name in wanted:
-        base, tags = submetric_filter(name)
-        filters.setdefault(base, []).append((name, tags))
     values: dict[str, list[float]] = {name: [] for name in wanted}
     try:
         with gzip.open(path, "rt", newline="") as handle:
-            for row in csv.DictReader(handle):
-                for name, tags in filters.get(row["metric_name"], ()):
-                    if tags:
-                        extra = dict(parse_qsl(row.get("extra_tags") or ""))
-                        if any((row.get(k) or extra.get(k, "")) != v for k, v in tags.items()):
-                            continue
-                    values[name].append(float(row["metric_value"]))
-    except (OSError, EOFError, csv.Error, KeyError, ValueError) as error:
+            rows = csv.reader(handle)
+            header = next(rows)
+            column = {name: i for i, name in enumerate(header)}
+            name_at, value_at = column["metric_name"], column["metric_value"]
+            extra_at = column.get("extra_tags")
+            # Per metric name: (the list its values go to, [(column or extra tag, value)] its samples carry).
+            filters: dict[str, list[tuple[list[float], list[tuple[int | str, str]]]]] = {}
+            for name in wanted:
+                base, tags = submetric_filter(name)
+                wanted_tags = [(column.get(key, key), value) for key, value in tags.items()]
+                filters.setdefault(base, []).append((values[name], wanted_tags))
+            for row in rows:
+                targets = filters.get(row[name_at])
+                if not targets:
+                    continue
+                value = float(row[value_at])
+                extra: dict[str, str] | None = None
+                for into, tags in targets:
+                    if tags and extra is None and any(isinstance(key, str) for key, _ in tags):
+                        extra = dict(parse_qsl(row[extra_at])) if extra_at is not None else {}
+                    if all(tag_value(row, extra, key) == v for key, v in tags):
+                        into.append(value)
+    except (OSError, EOFError, StopIteration, csv.Error, KeyError, IndexError, ValueError) as error:
         raise MergeError(f"samples {path} unreadable: {error}") from error
     return values
 
