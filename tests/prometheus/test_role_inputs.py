@@ -38,6 +38,18 @@ CASES = [
         "blackbox_exporter_archive_arch",
     ),
     ("blackbox_exporter", "render", {}, "blackbox_exporter_render_dir"),
+    (
+        "prometheus",
+        "main",
+        {"prometheus_remote_write": [{"ca_file": "/etc/ssl/certs/ca.pem"}]},
+        "prometheus_remote_write",
+    ),
+    (
+        "prometheus",
+        "main",
+        {"prometheus_alert_alertmanager_cluster_size": "two"},
+        "prometheus_alert_alertmanager_cluster_size",
+    ),
     ("common", "unit", {"common_unit_name": "x", "common_unit_description": "x"}, "common_unit_exec_start"),
     ("common", "install_archive", {"common_archive_name": "x.tar.gz"}, "common_archive_sha256"),
     (
@@ -56,6 +68,7 @@ CASES = [
 # A password in a failure message would leak; these must never appear in the output.
 SECRET = "preflight-secret-password"
 LONG = "p" * 73
+REMOTE_WRITE_URL = "https://longterm.example.org:8428/api/v1/write"
 ENABLED = {"prometheus_web_basic_auth_enabled": True}
 BLACKBOX_ENABLED = {"blackbox_exporter_web_basic_auth_enabled": True}
 PREFLIGHT_CASES = [
@@ -104,6 +117,26 @@ PREFLIGHT_CASES = [
         {"prometheus_site_urls": ["https://conduit.example.org/health"], "prometheus_blackbox_address": ""},
         "prometheus_blackbox_address",
     ),
+    # Remote write: credentials as a pair, a CA file on the host (the URL's form is in test_preflight_inputs).
+    (
+        "prometheus",
+        "main",
+        {"prometheus_remote_write": [{"url": REMOTE_WRITE_URL, "basic_auth": {"username": "lookout"}}]},
+        "prometheus_remote_write",
+    ),
+    (
+        "prometheus",
+        "main",
+        {"prometheus_remote_write": [{"url": REMOTE_WRITE_URL, "basic_auth": {"password": SECRET}}]},
+        "prometheus_remote_write",
+    ),
+    (
+        "prometheus",
+        "main",
+        {"prometheus_remote_write": [{"url": REMOTE_WRITE_URL, "ca_file": "lookout-ca.pem"}]},
+        "prometheus_remote_write",
+    ),
+    ("prometheus", "main", {"prometheus_self_targets": ["monitor1"]}, "prometheus_self_targets"),
     ("blackbox_exporter", "main", BLACKBOX_ENABLED, "blackbox_exporter_web_basic_auth_users"),
     (
         "blackbox_exporter",
@@ -112,7 +145,31 @@ PREFLIGHT_CASES = [
         "blackbox_exporter_web_basic_auth_users",
     ),
 ]
-ALL_CASES = CASES + PREFLIGHT_CASES
+# Valid inputs the preflight must let through (its own entry: nothing else of the role runs).
+ACCEPTED_CASES = [
+    (
+        "prometheus",
+        "preflight",
+        {
+            "prometheus_retention_size": "1.5GiB",
+            "prometheus_remote_write": [
+                {
+                    "url": REMOTE_WRITE_URL,
+                    "basic_auth": {"username": "lookout", "password": SECRET},
+                    "ca_file": "/usr/local/share/ca-certificates/lookout-ca.crt",
+                },
+                {"url": "http://[::1]:8428/api/v1/write"},
+            ],
+            "prometheus_alert_drop_labels": ["replica"],
+            "prometheus_remote_write_drop_labels": ["replica", "__replica_2"],
+            "prometheus_self_targets": ["203.0.113.21:9090", "monitor2:9090"],
+            "prometheus_blackbox_scrape_interval": "5s",
+            "prometheus_alert_alertmanager_cluster_size": 3,
+        },
+        "",
+    ),
+]
+ALL_CASES = CASES + PREFLIGHT_CASES + ACCEPTED_CASES
 
 
 def _case_block(number: int, role: str, entry: str, inputs: dict) -> dict:
@@ -195,3 +252,13 @@ def test_bad_auth_input_fails_at_preflight_naming_the_variable(outcomes, number,
     assert not outcome["accepted"], f"{role} accepted {sorted(inputs)}"
     assert outcome["action"] == "ansible.builtin.assert", outcome
     assert variable in outcome["msg"], outcome["msg"]
+
+
+@pytest.mark.parametrize(
+    ("number", "case"),
+    list(enumerate(ACCEPTED_CASES, start=len(CASES) + len(PREFLIGHT_CASES))),
+    ids=[f"{c[0]}-accepted-{i}" for i, c in enumerate(ACCEPTED_CASES)],
+)
+def test_valid_input_passes_the_preflight(outcomes, number, case):
+    outcome = next(o for o in outcomes if o["case"] == number)
+    assert outcome["accepted"], outcome

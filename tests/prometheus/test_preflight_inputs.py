@@ -1,0 +1,136 @@
+"""The prometheus role's preflight refuses the new inputs' malformed values by kind, naming the variable and
+the value, before anything changes (one ansible-playbook run, one inventory host per case, as
+tests/preflight does for every role); and playbooks/preflight.yml names the inventory knob a bad retention
+size comes from.
+
+The retention size is a size with its unit (Prometheus' --storage.tsdb.retention.size): a share of the
+disk such as "80%" is refused, as are lower-case units and spaces."""
+
+import pytest
+import yaml
+from controller_helpers import (
+    ROOT,
+    Outcome,
+    ansible_playbook,
+    knobs,
+    local_host,
+    outcomes,
+    role_preflight_cases,
+)
+
+REMOTE_WRITE_URL = "https://longterm.example.org:8428/api/v1/write"
+
+
+# case -> (bad inputs, the variable named, the refused value as the message shows it)
+BAD = {
+    "retention-size-percentage": ({"prometheus_retention_size": "80%"}, "prometheus_retention_size", '"80%"'),
+    "retention-size-with-space": (
+        {"prometheus_retention_size": "8 GB"},
+        "prometheus_retention_size",
+        '"8 GB"',
+    ),
+    "retention-size-without-unit": (
+        {"prometheus_retention_size": "8000000000"},
+        "prometheus_retention_size",
+        '"8000000000"',
+    ),
+    "remote-write-url-without-scheme": (
+        {"prometheus_remote_write": [{"url": REMOTE_WRITE_URL}, {"url": "vm.example.org:8428/api/v1/write"}]},
+        "prometheus_remote_write (url)",
+        '"vm.example.org:8428/api/v1/write"',
+    ),
+    "alert-drop-label-with-dash": (
+        {"prometheus_alert_drop_labels": ["re-plica"]},
+        "prometheus_alert_drop_labels",
+        '"re-plica"',
+    ),
+    "remote-write-drop-label-with-space": (
+        {"prometheus_remote_write_drop_labels": ["replica label"]},
+        "prometheus_remote_write_drop_labels",
+        '"replica label"',
+    ),
+    "probe-interval-with-space": (
+        {"prometheus_blackbox_scrape_interval": "5 s"},
+        "prometheus_blackbox_scrape_interval",
+        '"5 s"',
+    ),
+    "cluster-size-zero": (
+        {"prometheus_alert_alertmanager_cluster_size": 0},
+        "prometheus_alert_alertmanager_cluster_size",
+        '"0"',
+    ),
+    "notifications-for-in-words": (
+        {"prometheus_alert_notifications_for": "two minutes"},
+        "prometheus_alert_notifications_for",
+        '"two minutes"',
+    ),
+    "tsdb-disk-for-decimal": (
+        {"prometheus_alert_tsdb_disk_for": "0.5h"},
+        "prometheus_alert_tsdb_disk_for",
+        '"0.5h"',
+    ),
+    "tsdb-fill-hours-zero": (
+        {"prometheus_alert_tsdb_disk_fill_hours": 0},
+        "prometheus_alert_tsdb_disk_fill_hours",
+        '"0"',
+    ),
+}
+GOOD = {
+    "prometheus_retention_size": "1.5GiB",
+    "prometheus_remote_write": [
+        {"url": REMOTE_WRITE_URL, "basic_auth": {"username": "lookout", "password": "a-password"}},
+        {"url": "http://[::1]:8428/api/v1/write", "ca_file": "/usr/local/share/ca-certificates/lookout.crt"},
+    ],
+    "prometheus_alert_drop_labels": ["replica"],
+    "prometheus_remote_write_drop_labels": ["replica", "__tmp_replica"],
+    "prometheus_blackbox_scrape_interval": "5s",
+    "prometheus_alert_alertmanager_cluster_size": 3,
+    "prometheus_alert_tsdb_disk_fill_hours": 6,
+}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> dict[str, Outcome]:
+    hosts = {"defaults": {}, "good": GOOD} | {case: inputs for case, (inputs, _, _) in BAD.items()}
+    return role_preflight_cases("prometheus", tmp_path_factory.mktemp("prometheus-preflight"), hosts)
+
+
+@pytest.mark.parametrize("host", ["defaults", "good"])
+def test_good_values_pass(results, host):
+    assert results[host].failures == (), results[host].failure
+    assert results[host].changed == 0
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_value_is_refused_naming_the_variable(results, case):
+    inputs, variable, shown = BAD[case]
+    outcome = results[case]
+    assert outcome.failures, f"accepted {inputs}"
+    assert f"prometheus: {variable}" in outcome.failure, outcome.failure
+    assert shown in outcome.failure, outcome.failure
+    assert outcome.changed == 0
+
+
+SECRETS = yaml.safe_load(
+    (ROOT / "inventories" / "demo" / "group_vars" / "all" / "demo_secrets.yml").read_text()
+)
+
+
+def test_a_retention_size_that_is_not_a_size_names_the_knob(tmp_path):
+    """playbooks/preflight.yml with the demo's knobs but lookout_retention_size "80%" (a share of the disk):
+    refused before anything changes, naming the role input and the knob."""
+    inventory = {
+        "all": {
+            "vars": {**knobs("demo"), **SECRETS, "lookout_retention_size": "80%"},
+            "children": {"monitoring": {"hosts": {"monitor1": local_host(ansible_host="127.0.0.11")}}},
+        }
+    }
+    outcome = outcomes(
+        ansible_playbook(ROOT / "playbooks" / "preflight.yml", inventory, tmp_path, json_output=True)
+    )
+    assert outcome["monitor1"].changed == 0
+    failure = outcome["monitor1"].failure
+    assert "prometheus: prometheus_retention_size (from lookout_retention_size) must be a size" in failure, (
+        failure
+    )
+    assert '(got "80%")' in failure, failure
