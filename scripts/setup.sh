@@ -70,22 +70,24 @@ postgresql_server_present() { compgen -G '/usr/lib/postgresql/*/bin/initdb' >/de
 # promtool and amtool run rule and route unit tests on the controller, the blackbox exporter feeds the
 # dashboard query tests, PostgreSQL's server binaries run the postgresql role's backup programs against a
 # throwaway cluster of their own, haproxy checks the rendered haproxy.cfg and runs it in front of test
-# backends on 127.0.0.1, and ssh reaches the hosts of the scenarios that use SSH; only the tools are
-# needed, so the Debian packages are installed without starting their daemons.
+# backends on 127.0.0.1, ssh reaches the hosts of the scenarios that use SSH, and VictoriaMetrics' binary
+# runs with the victoriametrics role's flags on loopback; only the tools are needed, so the Debian packages
+# are installed without starting their daemons.
 setup_tools() {
   if command -v promtool >/dev/null && command -v amtool >/dev/null && command -v prometheus-blackbox-exporter >/dev/null \
       && postgresql_server_present && command -v pg_restore >/dev/null && [ -x /usr/sbin/haproxy ] \
-      && command -v ssh >/dev/null && [ -x /usr/sbin/nft ]; then
-    say "promtool, amtool, blackbox_exporter, PostgreSQL, haproxy, ssh and nft present"
+      && command -v ssh >/dev/null && [ -x /usr/sbin/nft ] && [ -x /usr/bin/victoria-metrics ]; then
+    say "promtool, amtool, blackbox_exporter, PostgreSQL, haproxy, ssh, nft and victoria-metrics present"
     return 0
   fi
-  local had_postgresql=0 had_haproxy=0
+  local had_postgresql=0 had_haproxy=0 had_victoria_metrics=0
   postgresql_server_present && had_postgresql=1
   [ -x /usr/sbin/haproxy ] && had_haproxy=1
+  [ -x /usr/bin/victoria-metrics ] && had_victoria_metrics=1
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d 2>/dev/null && chmod 0755 /usr/sbin/policy-rc.d
   # nftables: the firewall tests check rendered rules with `nft -c` (nothing is loaded on this machine).
   apt_install prometheus prometheus-alertmanager prometheus-blackbox-exporter postgresql postgresql-client haproxy \
-    openssh-client nftables
+    openssh-client nftables victoria-metrics
   rm -f /usr/sbin/policy-rc.d
   # The package's own cluster would start at the next boot of a systemd machine; only when this step
   # brought it: a server the machine already had is someone's.
@@ -95,6 +97,10 @@ setup_tools() {
   # The same for haproxy: the tests start their own, on loopback high ports.
   if [ "$had_haproxy" -eq 0 ] && [ -d /run/systemd/system ]; then
     systemctl disable --now haproxy >/dev/null 2>&1 || true
+  fi
+  # And for VictoriaMetrics: the live test runs the binary itself, on loopback.
+  if [ "$had_victoria_metrics" -eq 0 ] && [ -d /run/systemd/system ]; then
+    systemctl disable --now victoria-metrics >/dev/null 2>&1 || true
   fi
 }
 

@@ -74,6 +74,15 @@ VARIANTS = {
         "postgresql_shared_buffers": 16384,
         "postgresql_work_mem": "64kB",
     },
+    "victoriametrics": {
+        "victoriametrics_listen_address": "[::]",
+        "victoriametrics_storage_path": "/srv/victoria-metrics",
+        "victoriametrics_retention_period": "1y2w",
+        "victoriametrics_dedup_min_scrape_interval": "1m30s",
+        "victoriametrics_allowed_sources": ["192.0.2.21", "192.0.2.22", "fe80::/10"],
+        "victoriametrics_basic_auth_user": "lookout",
+        "victoriametrics_basic_auth_password": "p\"w$x\\y`z 'q",
+    },
     "k6": {
         "k6_target_urls": ["https://conduit.example.org", "http://192.0.2.11:5566"],
         "k6_prometheus_rw_url": "http://[::1]:9090/api/v1/write",
@@ -225,6 +234,55 @@ BAD = {
             {"postgresql_listen_addresses": ["localhost", "http://db1"]},
             "postgresql_listen_addresses",
             '"http://db1"',
+        ),
+    },
+    "victoriametrics": {
+        # VictoriaMetrics refuses m (minutes or months?) at start.
+        "retention-in-minutes-or-months": Case(
+            {"victoriametrics_retention_period": "30m"}, "victoriametrics_retention_period", '"30m"'
+        ),
+        "retention-in-words": Case(
+            {"victoriametrics_retention_period": "30 days"}, "victoriametrics_retention_period", '"30 days"'
+        ),
+        # Parsed, but VictoriaMetrics refuses to start with less than a day.
+        "retention-under-a-day": Case(
+            {"victoriametrics_retention_period": "23h"}, "victoriametrics_retention_period", '"23h"'
+        ),
+        "retention-zero-months": Case(
+            {"victoriametrics_retention_period": "0"}, "victoriametrics_retention_period", '"0"'
+        ),
+        # A Go duration: days are refused there.
+        "dedup-interval-in-days": Case(
+            {"victoriametrics_dedup_min_scrape_interval": "1d"},
+            "victoriametrics_dedup_min_scrape_interval",
+            '"1d"',
+        ),
+        "port-out-of-range": Case({"victoriametrics_port": 70000}, "victoriametrics_port", '"70000"'),
+        "listen-address-with-port": Case(
+            {"victoriametrics_listen_address": "0.0.0.0:8428"},
+            "victoriametrics_listen_address",
+            '"0.0.0.0:8428"',
+        ),
+        "storage-path-relative": Case(
+            {"victoriametrics_storage_path": "victoria-metrics-data"},
+            "victoriametrics_storage_path",
+            '"victoria-metrics-data"',
+        ),
+        "storage-path-with-space": Case(
+            {"victoriametrics_storage_path": "/srv/long term"},
+            "victoriametrics_storage_path",
+            '"/srv/long term"',
+        ),
+        "source-not-an-address": Case(
+            {"victoriametrics_allowed_sources": ["monitor1"]}, "victoriametrics_allowed_sources", '"monitor1"'
+        ),
+        "password-without-user": Case(
+            {"victoriametrics_basic_auth_password": "secret"}, "victoriametrics_basic_auth_user", '""'
+        ),
+        "user-with-colon": Case(
+            {"victoriametrics_basic_auth_user": "look:out", "victoriametrics_basic_auth_password": "secret"},
+            "victoriametrics_basic_auth_user",
+            '"look:out"',
         ),
     },
     "k6": {
