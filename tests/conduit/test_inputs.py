@@ -82,3 +82,51 @@ def test_the_dump_before_migrating_needs_host_and_unit(tmp_path, inputs):
     assert run.returncode != 0
     message = "conduit: conduit_migrate_backup_unit and conduit_migrate_backup_host are set together"
     assert message in run.stdout, run.stdout
+
+
+WEAK = "pbkdf2:sha256:1000"
+
+
+@pytest.mark.parametrize(
+    ("method", "says"),
+    [
+        (WEAK, "PBKDF2-SHA256 needs at least 600000 iterations, it has 1000"),
+        ("pbkdf2:sha512:100000", "PBKDF2-SHA512 needs at least 210000 iterations, it has 100000"),
+        ("scrypt:16384:8:1", "scrypt needs N*r*p of at least 262144, it has 131072"),
+    ],
+)
+def test_weak_password_hashing_is_refused_outside_the_demo(tmp_path, method, says):
+    run = _preflight(tmp_path, conduit_password_hash=method)
+    assert run.returncode != 0
+    message = " ".join(run.stdout.split())
+    assert "conduit: conduit_password_hash is below the production floor outside the demo" in message, message
+    assert f'{says} (got "{method}")' in message, message
+
+
+@pytest.mark.parametrize(
+    "method", ["scrypt", "scrypt:32768:8:1", "scrypt:16384:8:2", "pbkdf2", "pbkdf2:sha256:600000"]
+)
+def test_password_hashing_at_the_floor_passes(tmp_path, method):
+    run = _preflight(tmp_path, conduit_password_hash=method)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_the_demo_may_use_the_test_hashing(tmp_path):
+    run = _preflight(
+        tmp_path, conduit_password_hash=WEAK, conduit_weak_password_hash_allowed=True, conduit_env="testing"
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_the_apps_test_modes_are_refused_outside_the_demo(tmp_path):
+    run = _preflight(tmp_path, conduit_env="testing")
+    assert run.returncode != 0
+    assert "conduit: conduit_env must be production outside the demo" in run.stdout, run.stdout
+
+
+def test_extra_env_cannot_override_the_inputs(tmp_path):
+    run = _preflight(
+        tmp_path, conduit_extra_env={"CONDUIT_PASSWORD_HASH": WEAK, "CONDUIT_LOG_LEVEL": "debug"}
+    )
+    assert run.returncode != 0
+    assert "conduit: conduit_extra_env must not set CONDUIT_PASSWORD_HASH" in run.stdout, run.stdout

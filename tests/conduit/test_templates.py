@@ -75,6 +75,10 @@ def postgresql(tmp_path_factory):
             "conduit_database_password": PASSWORD,
             "conduit_listen_address": "::",
             "conduit_port": 8080,
+            "conduit_password_hash": "pbkdf2:sha512:250000",
+            "conduit_login_account_limit": 3,
+            "conduit_login_address_limit": 40,
+            "conduit_login_window": 600,
         },
     )
 
@@ -87,6 +91,23 @@ def test_environment_file_round_trips_the_secret(sqlite):
     assert env["CONDUIT_LOG_LEVEL"] == "warning"
     assert env["CONDUIT_ACCESS_LOG_FORMAT"] == '%(h)s "%(r)s"'
     assert env["DATABASE_URL"] == "sqlite:////var/lib/conduit/conduit.db"
+
+
+def test_environment_file_carries_the_hashing_and_the_login_throttle(sqlite, postgresql):
+    defaults = _environment(sqlite / "conduit.env")
+    assert defaults["CONDUIT_PASSWORD_HASH"] == "scrypt:32768:8:1"
+    assert [defaults[f"CONDUIT_LOGIN_{name}"] for name in ("ACCOUNT_LIMIT", "ADDRESS_LIMIT", "WINDOW")] == [
+        "5",
+        "50",
+        "900",
+    ]
+    chosen = _environment(postgresql / "conduit.env")
+    assert chosen["CONDUIT_PASSWORD_HASH"] == "pbkdf2:sha512:250000"
+    assert [chosen[f"CONDUIT_LOGIN_{name}"] for name in ("ACCOUNT_LIMIT", "ADDRESS_LIMIT", "WINDOW")] == [
+        "3",
+        "40",
+        "600",
+    ]
 
 
 def test_environment_file_leaves_bind_and_metrics_dir_to_the_units(sqlite):

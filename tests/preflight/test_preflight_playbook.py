@@ -114,8 +114,15 @@ def test_two_services_on_one_port_are_refused_naming_both(ports, host):
             "haproxy: haproxy_backend_maxconn (from lookout_conduit_workers) must be a whole number above 0"
             ' (got "0")',
         ),
+        # The app's test hashing outside the demo (lookout_env decides).
+        (
+            {"web1": Host(("web",), {})},
+            {"lookout_conduit_password_hash": "pbkdf2:sha256:1000", "lookout_env": "production"},
+            "conduit: conduit_password_hash (from lookout_conduit_password_hash) is below the production"
+            " floor outside the demo",
+        ),
     ],
-    ids=["retention", "workers-behind-a-frontend"],
+    ids=["retention", "workers-behind-a-frontend", "test-hashing-outside-the-demo"],
 )
 def test_a_bad_knob_stops_the_run_naming_input_and_knob(tmp_path, hosts, knob, says):
     outcome = _run(tmp_path, hosts, **knob)
@@ -123,3 +130,8 @@ def test_a_bad_knob_stops_the_run_naming_input_and_knob(tmp_path, hosts, knob, s
     failures = " ".join(o.failure for o in outcome.values())
     assert says in failures, failures
     assert f'(got "{next(iter(knob.values()))}")' in failures
+
+
+def test_the_demo_may_run_the_test_hashing(tmp_path):
+    outcome = _run(tmp_path, {"web1": Host(("web",), {})}, lookout_conduit_password_hash="pbkdf2:sha256:1000")
+    assert outcome["web1"].failures == (), outcome["web1"].failure

@@ -68,6 +68,9 @@ VARIANTS = {
         "conduit_listen_address": "web1.example.org",
         "conduit_forwarded_allow_ips": ["lb1", "192.0.2.51", "2001:db8::51"],
         "conduit_workers": 0,
+        "conduit_password_hash": "pbkdf2:sha512:210000",
+        "conduit_login_account_limit": 1,
+        "conduit_login_window": 30,
     },
     "postgresql": {
         "postgresql_listen_addresses": ["*"],
@@ -221,6 +224,15 @@ BAD = {
             "conduit_forwarded_allow_ips",
             '"192.0.2.52:443"',
         ),
+        "password-hash-unknown-method": Case(
+            {"conduit_password_hash": "bcrypt:12"}, "conduit_password_hash", '"bcrypt:12"'
+        ),
+        # The app's test suite's hashing, refused outside the demo.
+        "password-hash-below-the-floor": Case(
+            {"conduit_password_hash": "pbkdf2:sha256:1000"}, "conduit_password_hash", '"pbkdf2:sha256:1000"'
+        ),
+        "login-limit-zero": Case({"conduit_login_account_limit": 0}, "conduit_login_account_limit", '"0"'),
+        "login-window-in-words": Case({"conduit_login_window": "15m"}, "conduit_login_window", '"15m"'),
     },
     "postgresql": {
         "shared-buffers-lower-case-unit": Case(
