@@ -4,8 +4,8 @@ inventory with a generated test vault (tests/inventories/inventory_helpers.py):
 - with `lookout_auth_enabled`, each monitoring host gets a web configuration for Prometheus, the blackbox
   exporter and Alertmanager: it parses, names `lookout_monitoring_user`, its bcrypt hash verifies against
   the vault's `vault_monitoring_password` (and not against another password), never holds the password,
-  and `promtool check web-config` accepts it; the hash is the one the host gets (salt derived from the
-  password, the host, the file and the user), so re-rendering changes nothing;
+  and `promtool check web-config` accepts it; every host and file has its own random salt, and the filter
+  keeps a hash while the password matches it (re-runs against hosts: tests/web_config);
 - Prometheus authenticates wherever it talks to lookout's servers: the self, blackbox and Alertmanager
   jobs and the alerting section carry basic_auth with a password_file, never an inline password;
 - without `lookout_auth_enabled` (the demo) none of this is rendered: prometheus.yml has no basic_auth;
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "roles" / "common" / "filter_plugins"))
 from inventory_helpers import make_test_inventory
 from web_config import web_config_bcrypt
 
-# Rendered file (below <host>/) -> the path on the host, which seeds the salt.
+# Rendered file (below <host>/) -> the path on the host.
 WEB_CONFIGS = {
     "prometheus/prometheus-web.yml": "/etc/prometheus/prometheus-web.yml",
     "blackbox_exporter/blackbox-web.yml": "/etc/prometheus/blackbox-web.yml",
@@ -151,28 +151,43 @@ def test_promtool_accepts_the_web_configs(rendered, env):
 
 
 @pytest.mark.parametrize("env", AUTH_ENVS)
-def test_hashes_are_the_hosts_own_and_stable(rendered, env):
-    """The rendered hash is the filter's for (password, host, host path, user): a re-run gives the same file,
-    another host or file another salt."""
+def test_hashes_are_the_hosts_own_and_kept(rendered, env):
+    """Each host and file has its own salt; handed back to the filter with the same password, the rendered
+    hash is kept (what a re-run does with the host's file)."""
     user = knobs(env)["lookout_monitoring_user"]
     password = rendered[env]["secrets"]["vault_monitoring_password"]
     seen = set()
     for host, directory in rendered[env]["hosts"].items():
         for name, host_path in WEB_CONFIGS.items():
             hashed = yaml.safe_load((directory / name).read_text())["basic_auth_users"][user]
-            assert hashed == web_config_bcrypt(password, f"{host}:{host_path}:{user}")
-            seen.add(hashed)
+            assert web_config_bcrypt(password, hashed, legacy_seed=f"{host}:{host_path}:{user}") == hashed
+            seen.add(hashed[7:29])
     assert len(seen) == len(rendered[env]["hosts"]) * len(WEB_CONFIGS)
 
 
-def test_the_filter_is_deterministic_and_password_bound():
-    first = web_config_bcrypt("secret-one", "mon1:/etc/x-web.yml:lookout")
-    assert first == web_config_bcrypt("secret-one", "mon1:/etc/x-web.yml:lookout")
-    assert first != web_config_bcrypt("secret-two", "mon1:/etc/x-web.yml:lookout")
-    assert first != web_config_bcrypt("secret-one", "mon2:/etc/x-web.yml:lookout")
+def test_the_filter_salts_at_random_and_keeps_a_matching_hash():
+    first = web_config_bcrypt("secret-one")
     assert bcrypt.checkpw(b"secret-one", first.encode())
+    assert web_config_bcrypt("secret-one") != first
+    assert web_config_bcrypt("secret-one", first) == first
+    # Another password, another cost or something that is no bcrypt hash: a new hash.
+    second = web_config_bcrypt("secret-two", first)
+    assert second != first and bcrypt.checkpw(b"secret-two", second.encode())
+    assert web_config_bcrypt("secret-one", first, 11).startswith("$2b$11$")
+    assert bcrypt.checkpw(b"secret-one", web_config_bcrypt("secret-one", "$2b$10$broken").encode())
     with pytest.raises(Exception, match="72 bytes"):
-        web_config_bcrypt("p" * 73, "seed")
+        web_config_bcrypt("p" * 73)
+
+
+def test_the_filter_replaces_the_salts_earlier_releases_derived():
+    """Those salts were an HMAC of the password: a guess could be checked without bcrypt."""
+    from web_config import legacy_salt
+
+    seed = "mon1:/etc/x-web.yml:lookout"
+    derived = bcrypt.hashpw(b"secret-one", legacy_salt(b"secret-one", seed, 10)).decode()
+    assert web_config_bcrypt("secret-one", derived) == derived  # without the seed it cannot tell
+    replaced = web_config_bcrypt("secret-one", derived, legacy_seed=seed)
+    assert replaced != derived and bcrypt.checkpw(b"secret-one", replaced.encode())
 
 
 def test_promtool_refuses_a_plain_password(tmp_path):
