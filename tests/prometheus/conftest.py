@@ -3,7 +3,8 @@ and for every environment with its knobs wired by group_vars/all/prometheus.yml 
 for the vault's vault_monitoring_password, which environments with lookout_auth_enabled need).
 
 FRONTEND is production's knobs wired the same way in an inventory that also has a `frontend` group (the
-wiring then gives site URLs and HAProxy targets). It renders in a run of its own: `groups` is one per
+wiring then gives site URLs and HAProxy targets) and two `monitoring` hosts (an Alertmanager cluster of two,
+the TSDB disk alert on their node exporters). It renders in a run of its own: `groups` is one per
 inventory, and the environments' inventory has no frontend host."""
 
 from dataclasses import dataclass
@@ -16,6 +17,12 @@ from prometheus_helpers import DEFAULTS, FRONTEND
 
 FRONTEND_ENV = "production"
 FRONTEND_HOSTS = {"prod-lb1": {"ansible_host": "203.0.113.10"}}
+# Two monitoring hosts beside it: the alert-path rules then expect a cluster of two and read the TSDB disk
+# of these hosts' node exporters only.
+MONITORING_HOSTS = {
+    "prod-mon1": {"ansible_host": "203.0.113.21"},
+    "prod-mon2": {"ansible_host": "203.0.113.22"},
+}
 
 MONITORING_PASSWORD = "test-monitoring-password"
 
@@ -99,6 +106,7 @@ def rendered(tmp_path_factory) -> dict[str, Rendered]:
             }
         },
         "frontend": {"hosts": FRONTEND_HOSTS},
+        "monitoring": {"hosts": MONITORING_HOSTS},
     }
     run = ansible_playbook(
         playbook, {"all": {"children": frontend_inventory}}, frontend_dir, "--limit", FRONTEND

@@ -589,7 +589,9 @@ def _tsdb_terms(rule: dict) -> tuple[float, int, int, str, str | None]:
     horizon = int(re.search(r"\],\s*([0-9]+)\)", rule["expr"]).group(1))
     mountpoint = re.search(r'mountpoint="([^"]+)"', rule["expr"]).group(1)
     instances = re.search(r'instance=~"([^"]+)"', rule["expr"])
-    instance = instances.group(1).split("|")[0].replace("\\.", ".") if instances else None
+    # The first alternative of the PromQL string's regex: its backslashes escaped, its dots too.
+    first = instances.group(1).split("|")[0] if instances else None
+    instance = first.replace("\\\\", "\\").replace("\\.", ".") if first else None
     return ratio, window, horizon, mountpoint, instance
 
 
@@ -1009,3 +1011,12 @@ def test_backend_down_ignores_servers_not_down(rendered, state, tmp_path):
     }
     result = promtool_test(tmp_path, rendered[DEFAULTS].rules_file, test)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_frontend_variant_has_an_ha_pair(rendered):
+    """So that the scenarios above also judge a cluster of two and the TSDB disk alert's host filter (a
+    filesystem of another host stays quiet there)."""
+    rules = rendered[FRONTEND].rules
+    assert int(threshold(rules["AlertmanagerClusterMembersMissing"])) == 2
+    assert _tsdb_terms(rules["PrometheusStorageFilling"])[4] == "203.0.113.21:9100"
+    assert _tsdb_terms(rendered[DEFAULTS].rules["PrometheusStorageFilling"])[4] is None
