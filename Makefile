@@ -29,8 +29,12 @@ lint: setup ## yamllint, ansible-lint (production profile), ruff, actionlint
 	ruff format --check .
 	scripts/actionlint.sh
 
-unit: setup ## pytest: repo-level tests (rules, routes, templates, dashboards), then the app's suite
-	pytest -c pytest.ini tests
+# Workers of the controller-side tests (pytest-xdist; 0: in this process). Whole files go to one worker
+# (--dist loadfile): their module fixtures, live servers and the firewall test's containers run once.
+UNIT_WORKERS ?= 2
+
+unit: setup ## pytest: repo-level tests (rules, routes, templates, dashboards) on UNIT_WORKERS workers, then the app's suite
+	pytest -c pytest.ini tests -n $(UNIT_WORKERS) --dist loadfile
 	cd app && pytest -ra
 
 molecule: setup ## every molecule scenario on local systemd containers (SCENARIOS=... to pick)

@@ -9,6 +9,7 @@ import base64
 import http.server
 import os
 import shutil
+import socket
 import subprocess
 import threading
 import urllib.error
@@ -25,6 +26,13 @@ SHIPPED = {"http_2xx": "http", "http_2xx_tls": "http", "tcp_connect": "tcp", "ic
 
 def _run(*args, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False, **kwargs)
+
+
+def _free_port() -> int:
+    """A port nothing listens on now, for the exporter: parallel workers and other runs never share one."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _render(workdir: Path, name: str, host: str, hostvars: dict) -> subprocess.CompletedProcess:
@@ -107,7 +115,7 @@ class _Ok(http.server.BaseHTTPRequestHandler):
 def test_the_modules_probe(rendered, exporter, tmp_path):
     site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
     threading.Thread(target=site.serve_forever, daemon=True).start()
-    listen = "127.0.0.1:19115"
+    listen = f"127.0.0.1:{_free_port()}"
     process = subprocess.Popen(
         [str(exporter), f"--config.file={rendered}", f"--web.listen-address={listen}"],
         stdout=subprocess.DEVNULL,
@@ -178,7 +186,7 @@ def test_the_rendered_web_configuration(rendered_with_auth):
 def test_the_exporter_requires_the_user(rendered_with_auth, exporter):
     site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
     threading.Thread(target=site.serve_forever, daemon=True).start()
-    listen = "127.0.0.1:19116"
+    listen = f"127.0.0.1:{_free_port()}"
     process = subprocess.Popen(
         [
             str(exporter),
