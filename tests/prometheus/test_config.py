@@ -357,4 +357,6 @@ def test_alert_path_rules_follow_the_inventory(replicas, env):
         f"{_address(h, v)}:9100" for g in hosts["all"]["children"] for h, v in _group(hosts, g).items()
     ]
     assert [n for n in everyone if re.fullmatch(regex, n)] == [n for n in everyone if n in nodes]
+    assert f'mountpoint="{_knobs(env)["lookout_tsdb_mountpoint"]}"' in storage
+    assert _alert(rules, "PrometheusStorageFilling")["for"] == _knobs(env)["lookout_alert_tsdb_disk_for"]
     assert _alert(rules, "Watchdog")["labels"] == {"severity": "heartbeat"}
