@@ -585,6 +585,7 @@ def _tsdb_terms(rule: dict) -> tuple[float, int, int, str, str | None]:
     """The rule's free share, prediction window and horizon, its mount point, and a node exporter its
     instance filter matches (None: no filter)."""
     ratio = threshold(rule)
+    _predict_ratio(rule)
     window = _window(rule)
     horizon = int(re.search(r"\],\s*([0-9]+)\)", rule["expr"]).group(1))
     mountpoint = re.search(r'mountpoint="([^"]+)"', rule["expr"]).group(1)
@@ -595,17 +596,25 @@ def _tsdb_terms(rule: dict) -> tuple[float, int, int, str, str | None]:
     return ratio, window, horizon, mountpoint, instance
 
 
+def _predict_ratio(rule: dict) -> float:
+    """The free share below which the growth part holds (the rule's second threshold)."""
+    found = re.findall(r"<\s*([0-9.]+)\s+and\s+predict_linear", rule["expr"])
+    assert len(found) == 1, f"no free share before the prediction in {rule['expr']}"
+    return float(found[0])
+
+
 def storage_filling(rule: dict, series_of: dict, length: int) -> list[list[tuple[dict, float]]]:
-    """Where the rule holds: free share below the ratio, or the window's growth emptying the filesystem
-    within the horizon; the value is the free share."""
+    """Where the rule holds: free share below the ratio, or below the predict share with the window's
+    growth emptying the filesystem within the horizon; the value is the free share."""
     ratio, window, horizon, _, _ = _tsdb_terms(rule)
+    predict_ratio = _predict_ratio(rule)
     condition = []
     for i in range(length):
         holding = []
         for labels, (avail, size) in series_of.items():
             share = avail[i] / size
             predicted = predict_linear(avail, i, window, horizon)
-            if share < ratio or (predicted is not None and predicted < 0):
+            if share < ratio or (share < predict_ratio and predicted is not None and predicted < 0):
                 holding.append((dict(labels), share))
         condition.append(holding)
     return condition
@@ -773,18 +782,36 @@ def test_storage_filling_fires_on_the_growth_before_the_free_share_is_low(render
     is freed. The crossing falls half a step after a sample, so float rounding cannot move it."""
     rule = rendered[variant].rules["PrometheusStorageFilling"]
     ratio, _, horizon, _, _ = _tsdb_terms(rule)
+    predict_ratio = _predict_ratio(rule)
     size = 100e9
-    # Half the filesystem in `horizon` seconds; the prediction reaches zero once half is left.
-    per_step = size / 2 * STEP / horizon
+    # A fifth of the filesystem in `horizon` seconds; the prediction reaches zero once a fifth is left.
+    per_step = size / 5 * STEP / horizon
     crossing = round(0.1 * size / per_step)
     hold = seconds(_for(rule)) // STEP
     filling = crossing + hold + 4
-    avail = [0.6 * size + per_step / 2 - i * per_step for i in range(filling)] + [0.95 * size] * 16
+    avail = [0.3 * size + per_step / 2 - i * per_step for i in range(filling)] + [0.95 * size] * 16
     assert min(avail) / size > ratio, "the free share must stay above the threshold here"
+    assert max(avail[:filling]) / size < predict_ratio, "the growth part holds below the predict share only"
     series, tracked, quiet = _tsdb_series(rule, avail, size)
     scenario = Scenario(series, storage_filling(rule, tracked, len(avail)), quiet=quiet)
     holding = [bool(c) for c in scenario.condition]
     assert holding.index(True) == crossing + 1
+    _check_scenario(rendered[variant], variant, "PrometheusStorageFilling", scenario, tmp_path)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_storage_filling_ends_when_a_dip_is_gone(rendered, variant, tmp_path):
+    """A nearly empty filesystem is filled for a while and emptied again: the alert fires on the free share
+    and ends with it, although the dip tilts the line through the last 6 hours downwards for hours."""
+    rule = rendered[variant].rules["PrometheusStorageFilling"]
+    ratio, _, _, _, _ = _tsdb_terms(rule)
+    size = 100e9
+    hold = seconds(_for(rule)) // STEP
+    avail = [0.95 * size] * 60 + [ratio / 3 * size] * (hold + 4) + [0.95 * size] * 16
+    series, tracked, quiet = _tsdb_series(rule, avail, size)
+    scenario = Scenario(series, storage_filling(rule, tracked, len(avail)), quiet=quiet)
+    holding = [bool(c) for c in scenario.condition]
+    assert holding == [False] * 60 + [True] * (hold + 4) + [False] * 16
     _check_scenario(rendered[variant], variant, "PrometheusStorageFilling", scenario, tmp_path)
 
 
