@@ -11,10 +11,8 @@ Both replicas' configurations pass the full `promtool check config` (password fi
 Alertmanager records the alerts posted to it (the Watchdog fires at the first evaluation)."""
 
 import json
-import socket
 import subprocess
 import threading
-import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,7 +20,7 @@ from typing import ClassVar
 
 import pytest
 import yaml
-from controller_helpers import ansible_playbook, http_get, local_host, tool
+from controller_helpers import ansible_playbook, free_port, http_get, local_host, tool, wait_for
 
 PROMETHEUS = Path("/usr/bin/prometheus")
 USER = "lookout"
@@ -30,20 +28,8 @@ PASSWORD = "live-ha-test-password"
 ENV = "live"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_for(condition, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.25)
-    return condition()
+    return wait_for(condition, timeout)
 
 
 class _Alertmanager(BaseHTTPRequestHandler):
@@ -64,7 +50,7 @@ class _Alertmanager(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def alertmanager():
-    server = ThreadingHTTPServer(("127.0.0.1", _free_port()), _Alertmanager)
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _Alertmanager)
     _Alertmanager.received = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -115,7 +101,7 @@ def servers(tmp_path_factory, alertmanager):
     if not PROMETHEUS.exists():
         pytest.skip("Debian's prometheus is not on this controller (make setup)")
     workdir = tmp_path_factory.mktemp("ha-live")
-    ports = {name: _free_port() for name in ("store", "replica", "control")}
+    ports = {name: free_port() for name in ("store", "replica", "control")}
     dirs = {name: workdir / name for name in ports}
     common = {
         "prometheus_listen_address": "127.0.0.1",

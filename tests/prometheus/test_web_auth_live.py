@@ -5,10 +5,8 @@ up); a replaced web configuration counts on the next request, no reload; and k6'
 the receiver with K6_PROMETHEUS_RW_USERNAME/_PASSWORD, while a run without them is refused."""
 
 import json
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -16,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from controller_helpers import ROOT, ansible_playbook, http_get, local_host
+from controller_helpers import ROOT, ansible_playbook, free_port, http_get, local_host, wait_for
 
 sys.path.insert(0, str(ROOT / "roles" / "common" / "filter_plugins"))
 from web_config import web_config_bcrypt
@@ -27,20 +25,8 @@ USER = "lookout"
 PASSWORD = "live-test-password"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_for(condition, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.25)
-    return condition()
+    return wait_for(condition, timeout)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +35,7 @@ def server(tmp_path_factory):
         pytest.skip("Debian's prometheus is not on this controller (make setup)")
     workdir = tmp_path_factory.mktemp("web-auth-live")
     config_dir = workdir / "etc"
-    port = _free_port()
+    port = free_port()
     playbook = workdir / "render.yml"
     playbook.write_text(
         yaml.safe_dump(

@@ -138,3 +138,26 @@ def role_preflight_cases(role: str, workdir: Path, cases: dict[str, dict]) -> di
     play.write_text(PREFLIGHT_PLAY.format(role=role))
     hosts = {case: local_host(**inputs) for case, inputs in cases.items()}
     return outcomes(ansible_playbook(play, {"all": {"hosts": hosts}}, workdir, json_output=True))
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition, timeout: float):
+    """Polls condition() every 0.25 s until it returns something true or timeout seconds pass; returns its
+    last result."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.25)
+    return condition()
