@@ -134,7 +134,12 @@ def test_the_command_waits_for_the_common_start_and_says_when_it_began(tmp_path)
     )
     assert "setpriv --reuid=k6 --regid=k6 --init-groups /usr/bin/k6 run " in line
     assert "--out=experimental-prometheus-rw" in line
-    assert line.endswith("--execution-segment-sequence=0,1/2,1 /etc/k6/conduit.js >> /var/lib/k6/k6.log 2>&1")
+    # k6 in the background, its output to the log, watched for the stop file until it ends.
+    assert "--execution-segment-sequence=0,1/2,1 /etc/k6/conduit.js >> /var/lib/k6/k6.log 2>&1 & k6=$!;" in (
+        line
+    )
+    assert "stop=/var/lib/k6/stop;" in line
+    assert line.endswith('exit "$rc"')
 
 
 def test_the_run_time_limit_covers_the_wait_for_the_start(tmp_path):
@@ -184,9 +189,11 @@ class Conduitish(BaseHTTPRequestHandler):
     """Enough of Conduit's API for the load test's setup() and checks; counts every request."""
 
     count = 0
+    delay = 0.0
     lock = threading.Lock()
 
     def _reply(self, status: int, body: dict) -> None:
+        time.sleep(Conduitish.delay)
         with Conduitish.lock:
             Conduitish.count += 1
         data = json.dumps(body).encode()
@@ -223,6 +230,7 @@ def server():
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     Conduitish.count = 0
+    Conduitish.delay = 0.0
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}"
     finally:
@@ -230,30 +238,30 @@ def server():
         httpd.server_close()
 
 
-@AS_ROOT
-@pytest.mark.parametrize(("vus", "split"), [(4, [2, 2]), (1, [1, 0])], ids=["4-vus", "1-vu"])
-def test_two_parts_merge_to_what_the_server_counted(tmp_path, server, vus, split):
-    """With one VU (the stack's load during its rollouts) the second part has none: it runs setup() only."""
-    hosts = ["load1", "load2"]
-    user = getpass.getuser()
-    common = {
+def run_settings(tmp_path: Path, server: str, stages: list[dict], **overrides) -> dict:
+    """The role's inputs of a controller-side run against the loopback server, as the current user."""
+    return {
         "k6_target_urls": [server],
-        "k6_stages": [{"duration": "1s", "target": vus}, {"duration": "3s", "target": vus}],
+        "k6_stages": stages,
         "k6_sleep_seconds": 0.2,
         "k6_p95_ms": 2000,
         "k6_tags": {"env": "unit"},
         "k6_install_method": "binary",
         "k6_binary_dir": str(BIN),
-        "k6_system_user": user,
+        "k6_system_user": getpass.getuser(),
         "k6_system_group": grp.getgrgid(os.getgid()).gr_name,
         "k6_config_dir": str(tmp_path),
+        **overrides,
     }
-    render_script(tmp_path, **common)  # tmp_path/conduit.js, the script both parts run
+
+
+def start_parts(tmp_path: Path, hosts: list[str], settings: dict) -> tuple[int, dict]:
+    """Each host's start command, rendered as Ansible renders it, started side by side in tmp_path/<host>."""
+    render_script(tmp_path, **settings)  # tmp_path/conduit.js, the script every part runs
     # Rendering takes seconds: the commands are rendered first, the common start (1 s ahead, as the play's
-    # k6_start_delay) put in just before both start.
+    # k6_start_delay) put in just before they start.
     placeholder = 4_242_424_242_424
-    commands = command(tmp_path, hosts, start_at_ms=placeholder, k6_work_dir="WORK", **common)
-    part_args = rendered(tmp_path, "__k6_merge_part_args", hosts)["load1"]
+    commands = command(tmp_path, hosts, start_at_ms=placeholder, k6_work_dir="WORK", **settings)
     start_at = int((time.time() + 1) * 1000)
     processes = {}
     for host in hosts:
@@ -265,15 +273,18 @@ def test_two_parts_merge_to_what_the_server_counted(tmp_path, server, vus, split
             cwd=work,
             env={**os.environ, "K6_NO_USAGE_REPORT": "true", "K6_PROMETHEUS_RW_SERVER_URL": ""},
         )
-    for host, process in processes.items():
-        assert process.wait(timeout=90) == 0, (tmp_path / host / "k6.log").read_text()
+    return start_at, processes
 
-    # What the play fetches: <host>-summary.json, <host>-k6.log and <host>-samples.csv.gz.
+
+def merge_parts(tmp_path: Path, hosts: list[str], start_at: int) -> tuple[dict, dict, dict]:
+    """What the play fetches (<host>-summary.json, -k6.log, -samples.csv.gz), merged as the play merges it:
+    the merge's report, each part's metrics and the merged metrics."""
     fetched = tmp_path / "fetched"
     fetched.mkdir()
     for host in hosts:
         for name in ("summary.json", "k6.log", "samples.csv.gz"):
             (fetched / f"{host}-{name}").write_bytes((tmp_path / host / name).read_bytes())
+    part_args = rendered(tmp_path, "__k6_merge_part_args", hosts)[hosts[0]]
     merge = subprocess.run(
         [
             sys.executable,
@@ -291,9 +302,21 @@ def test_two_parts_merge_to_what_the_server_counted(tmp_path, server, vus, split
         check=False,
     )
     assert merge.returncode == 0, merge.stderr
-    report = json.loads(merge.stdout)
     parts = {h: json.loads((fetched / f"{h}-summary.json").read_text())["metrics"] for h in hosts}
     merged = json.loads((fetched / "summary.json").read_text())["metrics"]
+    return json.loads(merge.stdout), parts, merged
+
+
+@AS_ROOT
+@pytest.mark.parametrize(("vus", "split"), [(4, [2, 2]), (1, [1, 0])], ids=["4-vus", "1-vu"])
+def test_two_parts_merge_to_what_the_server_counted(tmp_path, server, vus, split):
+    """With one VU (the stack's load during its rollouts) the second part has none: it runs setup() only."""
+    hosts = ["load1", "load2"]
+    stages = [{"duration": "1s", "target": vus}, {"duration": "3s", "target": vus}]
+    start_at, processes = start_parts(tmp_path, hosts, run_settings(tmp_path, server, stages))
+    for host, process in processes.items():
+        assert process.wait(timeout=90) == 0, (tmp_path / host / "k6.log").read_text()
+    report, parts, merged = merge_parts(tmp_path, hosts, start_at)
 
     part_requests = [parts[h]["http_reqs"]["count"] for h in hosts]
     assert all(count >= 2 for count in part_requests)  # setup() in every part
@@ -311,7 +334,7 @@ def test_two_parts_merge_to_what_the_server_counted(tmp_path, server, vus, split
     assert all(start_at <= s < start_at + 1000 for s in started), (start_at, started)
     assert report["start_spread_ms"] < 1000
     # The samples' CSV carries the part's host (its --tag).
-    with gzip.open(fetched / "load2-samples.csv.gz", "rt") as samples:
+    with gzip.open(tmp_path / "fetched" / "load2-samples.csv.gz", "rt") as samples:
         tags = {frozenset(parse_qsl(row["extra_tags"])) for row in csv.DictReader(samples)}
     assert tags == {frozenset({("env", "unit"), ("load_host", "load2")})}
     print(
@@ -321,20 +344,53 @@ def test_two_parts_merge_to_what_the_server_counted(tmp_path, server, vus, split
 
 
 @AS_ROOT
+def test_the_stop_file_ends_every_part_early_with_its_summary(tmp_path, server):
+    """A run of 2 minutes ended after a few seconds by k6_stop_file on both hosts: each part stops at once
+    (well before its stages end), exits 0 saying so in its log, and the merge is whole: no request failed,
+    not even those in flight when the users stopped (the server answers slowly). Those are in no count of
+    k6 (measured: 3 of 41 the server answered), so the server counted at most one more per user."""
+    hosts = ["load1", "load2"]
+    stages = [{"duration": "1s", "target": 4}, {"duration": "120s", "target": 4}]
+    Conduitish.delay = 0.3
+    start_at, processes = start_parts(tmp_path, hosts, run_settings(tmp_path, server, stages))
+    time.sleep(max(0.0, start_at / 1000 - time.time()) + 5)
+    for host in hosts:
+        (tmp_path / host / "stop").touch()
+    stopped_at = time.time()
+    for host, process in processes.items():
+        assert process.wait(timeout=60) == 0, (tmp_path / host / "k6.log").read_text()
+    took = time.time() - stopped_at
+    assert took < 30, took
+    for host in hosts:
+        assert "lookout: stopped early on request" in (tmp_path / host / "k6.log").read_text()
+    report, _, merged = merge_parts(tmp_path, hosts, start_at)
+    assert report["requests"] == merged["http_reqs"]["count"] > 8
+    assert 0 <= Conduitish.count - report["requests"] <= 4, (Conduitish.count, report["requests"])
+    assert merged["http_req_failed"]["value"] == 0, merged["http_req_failed"]
+    assert report["failed_thresholds"] == []
+    print(f"\nstopped: k6 {report['requests']}, server {Conduitish.count} requests, ended in {took:.1f} s")
+
+
+@AS_ROOT
+def test_without_a_stop_file_a_failed_part_keeps_its_status(tmp_path, server):
+    """The watch changes nothing else: a part whose threshold fails still exits 99, as k6 does."""
+    stages = [{"duration": "2s", "target": 1}]
+    _, processes = start_parts(tmp_path, ["load1"], run_settings(tmp_path, server, stages, k6_p95_ms=0))
+    assert processes["load1"].wait(timeout=60) == 99, (tmp_path / "load1" / "k6.log").read_text()
+    assert "stopped early" not in (tmp_path / "load1" / "k6.log").read_text()
+
+
+@AS_ROOT
 def test_the_merge_computes_k6s_own_percentiles_of_a_part(tmp_path, server):
     """One whole run: k6's summary statistics equal those the merge computes from the run's CSV samples."""
-    common = {
-        "k6_target_urls": [server],
-        "k6_stages": [{"duration": "2s", "target": 3}],
-        "k6_sleep_seconds": 0.1,
-        "k6_seed_article": False,
-        "k6_install_method": "binary",
-        "k6_binary_dir": str(BIN),
-        "k6_system_user": getpass.getuser(),
-        "k6_system_group": grp.getgrgid(os.getgid()).gr_name,
-        "k6_config_dir": str(tmp_path),
-        "k6_work_dir": str(tmp_path),
-    }
+    common = run_settings(
+        tmp_path,
+        server,
+        [{"duration": "2s", "target": 3}],
+        k6_sleep_seconds=0.1,
+        k6_seed_article=False,
+        k6_work_dir=str(tmp_path),
+    )
     render_script(tmp_path, **common)
     line = command(tmp_path, ["load1"], start_at_ms=0, **common)["load1"]
     assert subprocess.run(["/bin/sh", "-c", line], cwd=tmp_path, check=False, timeout=60).returncode == 0
