@@ -14,7 +14,7 @@ SCENARIOS ?= $(filter $(EXISTING_SCENARIOS),$(SCENARIO_ORDER)) $(filter-out $(SC
 MOLECULE_LOCK ?= /tmp/lookout-molecule.lock
 ENV ?= demo
 
-.PHONY: help setup lint unit molecule test demo demo-down render clean-hosts bench-monitoring bench-frontend
+.PHONY: help setup lint unit molecule test demo demo-down render clean-hosts bench-monitoring bench-frontend bench-preflight
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ bench-backup: ## backup, restore check and live restore of 10,000 articles on a 
 
 bench-frontend: ## GET /api/articles through HAProxy (TLS, the role's config) vs gunicorn directly, 20 VUs, 4 rounds
 	scripts/setup.sh venv && scripts/setup.sh tools && python bench/frontend_bench.py --json artifacts/bench/frontend.json
+
+bench-preflight: ## playbooks/preflight.yml --check on production's hosts and knobs, on this machine, 3 runs
+	scripts/setup.sh venv && python bench/preflight_bench.py --rounds 3
 
 clean-hosts: ## remove every lookout test container and network left behind
 	scripts/cleanup.sh

@@ -33,9 +33,15 @@ def tool(name: str) -> str:
 
 
 def ansible_playbook(
-    playbook: Path, inventory: dict, workdir: Path, *extra: str, json_output: bool = False
+    playbook: Path,
+    inventory: dict,
+    workdir: Path,
+    *extra: str,
+    json_output: bool = False,
+    extra_env: dict | None = None,
 ) -> subprocess.CompletedProcess:
-    """One run on the controller; with json_output its stdout is one JSON report (see `outcomes`)."""
+    """One run on the controller; with json_output its stdout is one JSON report (see `outcomes`); extra_env
+    adds to its environment or overrides it (another callback, for a benchmark)."""
     inventory_file = workdir / "inventory.json"
     inventory_file.write_text(json.dumps(inventory))
     env = dict(
@@ -48,6 +54,7 @@ def ansible_playbook(
     )
     if json_output:
         env |= dict.fromkeys(("ANSIBLE_STDOUT_CALLBACK", "ANSIBLE_CALLBACKS_ENABLED"), "ansible.posix.json")
+    env |= extra_env or {}
     return subprocess.run(
         [tool("ansible-playbook"), "-i", str(inventory_file), str(playbook), *extra],
         capture_output=True,
