@@ -140,6 +140,11 @@ def role_preflight_cases(role: str, workdir: Path, cases: dict[str, dict]) -> di
     return outcomes(ansible_playbook(play, {"all": {"hosts": hosts}}, workdir, json_output=True))
 
 
+def start_quietly(argv: list[str]) -> subprocess.Popen:
+    """A server started on this machine for a live test, its output discarded; the caller terminates it."""
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on right now."""
     import socket
