@@ -27,7 +27,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from controller_helpers import ansible_playbook, free_port, http_get, local_host, start_quietly, wait_for
+from controller_helpers import (
+    ansible_playbook,
+    free_port,
+    http_get,
+    local_host,
+    prometheus_live_inputs,
+    start_quietly,
+    wait_for,
+)
 
 PROMETHEUS = Path("/usr/bin/prometheus")
 BLACKBOX = Path("/usr/bin/prometheus-blackbox-exporter")
@@ -107,12 +115,7 @@ def stack(tmp_path_factory):
             ca_dir,
             common_certificate_validity_days=PROMETHEUS_VALIDITY_DAYS,
             common_certificate_renew_days=1,
-            prometheus_render_dir=str(prom_dir),
-            prometheus_config_dir=str(prom_dir),
-            prometheus_listen_address="127.0.0.1",
-            prometheus_port=prom_port,
-            prometheus_scrape_interval="1s",
-            prometheus_evaluation_interval="1s",
+            **prometheus_live_inputs(prom_dir, prom_port),
             prometheus_blackbox_address=f"127.0.0.1:{bb_port}",
             prometheus_blackbox_basic_auth=auth,
             prometheus_tls_probe_targets=[f"127.0.0.1:{prom_port}"],
