@@ -1,8 +1,8 @@
 """Every role that serves TLS refuses bad certificate inputs in its preflight, naming its own variable,
 before anything changes (one ansible-playbook run per role, one inventory host per case, as tests/preflight
-does): a certificate without its key, a key without its certificate, a key of another certificate, and a
-certificate that is no longer valid. A valid certificate with its key, and TLS from the internal CA (no
-certificate given), pass."""
+does): a certificate without its key, a key without its certificate, a key of another certificate, a
+certificate that is no longer valid, and one without the CA that signed it (what clients verify against). A
+valid certificate with its key and CA, and TLS from the internal CA (no certificate given), pass."""
 
 import datetime
 
@@ -61,11 +61,16 @@ OTHER = _pem_pair(-1, 30)
 
 def _cases(role: str) -> dict[str, tuple[dict, str]]:
     """case -> (TLS inputs, what the message must say; empty: the case passes)."""
-    certificate, key = f"{role}_tls_certificate", f"{role}_tls_key"
+    certificate, key, ca = f"{role}_tls_certificate", f"{role}_tls_key", f"{role}_tls_ca_certificate"
     together = f"{certificate} and {key} come together"
     return {
         "internal-ca": ({}, ""),
-        "given-valid": ({certificate: VALID[0], key: VALID[1]}, ""),
+        # Self-signed: the certificate is its own CA.
+        "given-valid": ({certificate: VALID[0], key: VALID[1], ca: VALID[0]}, ""),
+        "certificate-without-its-ca": (
+            {certificate: VALID[0], key: VALID[1]},
+            f"{certificate} comes with {ca}",
+        ),
         "certificate-without-key": ({certificate: VALID[0]}, together),
         "key-without-certificate": ({key: VALID[1]}, together),
         "key-of-another-certificate": (
@@ -91,6 +96,7 @@ def role_results(request, tmp_path_factory):
     [
         "internal-ca",
         "given-valid",
+        "certificate-without-its-ca",
         "certificate-without-key",
         "key-without-certificate",
         "key-of-another-certificate",
