@@ -64,6 +64,8 @@ TLS = {
     "grafana_dashboards": ["hosts"],
 }
 PROXY = {**PLAIN, "grafana_root_url": "https://grafana.example.org/", "grafana_dashboards": []}
+# lookout_tls_enabled: the certificate from common's tls entry (internal CA), in the role's own directory.
+INTERNAL_CA = {**PLAIN, "grafana_tls_enabled": True}
 
 
 def _render(tmp: Path, configs: dict[str, dict]) -> dict[str, Path]:
@@ -113,7 +115,10 @@ def _render(tmp: Path, configs: dict[str, dict]) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory) -> dict[str, Path]:
-    return _render(tmp_path_factory.mktemp("grafana-render"), {"plain": PLAIN, "tls": TLS, "proxy": PROXY})
+    return _render(
+        tmp_path_factory.mktemp("grafana-render"),
+        {"plain": PLAIN, "tls": TLS, "proxy": PROXY, "internal_ca": INTERNAL_CA},
+    )
 
 
 def _ini(path: Path) -> configparser.ConfigParser:
@@ -172,6 +177,15 @@ def test_ini_over_tls_sets_secure_cookies_and_the_certificate(rendered):
     assert ini.get("users", "default_theme") == "light"
     assert not ini.getboolean("users", "allow_sign_up")
     assert ini.get("smtp", "enabled") == "false"
+
+
+def test_ini_with_tls_enabled_serves_the_tls_entrys_certificate(rendered):
+    """grafana_tls_enabled (lookout_tls_enabled) overrides grafana_protocol with the tls entry's files."""
+    ini = _ini(rendered["internal_ca"] / "grafana.ini")
+    assert ini.get("server", "protocol") == "https"
+    assert ini.get("server", "cert_file") == "/etc/grafana/tls/grafana.crt"
+    assert ini.get("server", "cert_key") == "/etc/grafana/tls/grafana.key"
+    assert ini.getboolean("security", "cookie_secure")
 
 
 def test_https_root_url_behind_a_proxy_also_sets_secure_cookies(rendered):

@@ -84,12 +84,27 @@ def humanize_percentage(value: float) -> str:
     return go_g4(value * 100) + "%"
 
 
+def humanize_duration(value: float) -> str:
+    """Prometheus' humanizeDuration for whole seconds of a minute or more (days, hours, minutes, seconds)."""
+    assert abs(value) >= 60 and value == int(value), (
+        f"no need to humanize the duration {value} in these tests"
+    )
+    sign, total = ("-" if value < 0 else ""), int(abs(value))
+    days, hours, minutes, secs = total // 86400, total // 3600 % 24, total // 60 % 60, total % 60
+    if days:
+        return f"{sign}{days}d {hours}h {minutes}m {secs}s"
+    if hours:
+        return f"{sign}{hours}h {minutes}m {secs}s"
+    return f"{sign}{minutes}m {secs}s"
+
+
 def expand(template: str, labels: dict, value: float) -> str:
     """Expands the Prometheus template forms the shipped annotations use."""
     text = template
     # Only the forms present: values such as a backup's age are outside what humanize() models here.
     for form, format_value in (
         ("{{ $value | humanizePercentage }}", humanize_percentage),
+        ("{{ $value | humanizeDuration }}", humanize_duration),
         ("{{ $value | humanize }}", humanize),
     ):
         if form in text:

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 import yaml
-from controller_helpers import ENVIRONMENTS, ROOT, tool
+from controller_helpers import ENVIRONMENTS, ROOT, knobs, tool
 
 sys.path.insert(0, str(ROOT / "tests" / "inventories"))
 from inventory_helpers import make_test_inventory
@@ -155,7 +155,7 @@ def test_jobs_follow_the_inventory(configs, env):
         "alertmanager",
     } | ({f"{env}-postgres"} if _group(hosts, "database") else set()) | (
         {f"{env}-haproxy", f"{env}-site"} if _group(hosts, "frontend") else set()
-    )
+    ) | ({f"{env}-tls"} if knobs(env)["lookout_tls_enabled"] else set())
     monitoring = _group(hosts, "monitoring")
     alertmanagers = (
         [f"{_address(h, v)}:9093" for h, v in monitoring.items()]
@@ -163,6 +163,52 @@ def test_jobs_follow_the_inventory(configs, env):
         else ["127.0.0.1:9093"]
     )
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == alertmanagers
+
+
+# lookout's exporter-toolkit servers and VictoriaMetrics; Conduit and HAProxy's metrics stay plain HTTP.
+TLS_JOBS = ("prometheus", "blackbox-http", "blackbox", "node", "alertmanager", "{env}-postgres", "{env}-site")
+PLAIN_JOBS = ("{env}-web", "{env}-haproxy")
+CA_FILE = "/etc/prometheus/tls/prometheus-ca.crt"
+
+
+@pytest.mark.parametrize("variant", CONFIG_VARIANTS)
+def test_tls_follows_the_environment(configs, variant):
+    """With lookout_tls_enabled every scrape of lookout's servers, the alerts and the remote write use https
+    verified against the CA beside Prometheus' certificate, and every TLS listener is probed; without it
+    (the demo) nothing is https."""
+    env = _env(variant)
+    hosts, config = configs[variant]
+    tls = knobs(env)["lookout_tls_enabled"]
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    for name in (n.format(env=env) for n in TLS_JOBS):
+        if name in jobs:
+            assert jobs[name].get("scheme", "http") == ("https" if tls else "http"), name
+            assert jobs[name].get("tls_config") == ({"ca_file": CA_FILE} if tls else None), name
+    for name in (n.format(env=env) for n in PLAIN_JOBS):
+        if name in jobs:
+            assert jobs[name].get("scheme", "http") == "http", name
+    alertmanagers = config["alerting"]["alertmanagers"][0]
+    assert alertmanagers.get("scheme", "http") == ("https" if tls else "http")
+    for target in config.get("remote_write", []):
+        assert target["url"].startswith("https://" if tls else "http://"), target
+        assert target.get("tls_config") == ({"ca_file": CA_FILE} if tls else None), target
+    if not tls:
+        assert f"{env}-tls" not in jobs
+        return
+    probe = jobs[f"{env}-tls"]
+    assert probe["params"] == {"module": ["tls_connect"]}
+    monitoring = _group(hosts, "monitoring")
+    listeners = set(probe["static_configs"][0]["targets"])
+    for host, hostvars in monitoring.items():
+        for port in (9090, 9093, 9115) + ((3000,) if knobs(env)["lookout_grafana_enabled"] else ()):
+            assert f"{_address(host, hostvars)}:{port}" in listeners, (host, port)
+    for host, hostvars in _group(hosts, "database").items():
+        assert (
+            f"{_address(host, hostvars)}:{(hostvars or {}).get('postgres_exporter_port', 9187)}" in listeners
+        )
+    for host, hostvars in _group(hosts, "frontend").items():
+        assert f"{_address(host, hostvars)}:443" in listeners
+    assert set(jobs["node"]["static_configs"][0]["targets"]) <= listeners
 
 
 @pytest.mark.parametrize("variant", CONFIG_VARIANTS)

@@ -61,8 +61,8 @@ CASES = [
     (
         "common",
         "web_config",
-        {"common_web_config_path": "/etc/x-web.yml", "common_web_config_group": "x"},
-        "common_web_config_users",
+        {"common_web_config_path": "/etc/x-web.yml", "common_web_config_users": {"x": "y"}},
+        "common_web_config_group",
     ),
 ]
 # A password in a failure message would leak; these must never appear in the output.

@@ -8,6 +8,9 @@ recover. The thresholds come from the rendered rule itself (test_thresholds pins
 Series values are floats, None for no sample (`_`) and STALE for the staleness marker a failed scrape
 leaves on every series of its target.
 
+The certificate alerts (CertificateExpiringSoon, TLSProbeFailing) exist where lookout_tls_enabled gives
+Prometheus TLS listeners to probe: development, testing, production and FRONTEND.
+
 FRONTEND (production behind a frontend host) has site URLs: its WebsiteDown reads the public URL's probe
 and WebHostDown the per-host probes; without site URLs WebHostDown does not exist and WebsiteDown is the
 seed's per-host rule.
@@ -19,7 +22,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import yaml
-from controller_helpers import ENVIRONMENTS, ROOT
+from controller_helpers import ENVIRONMENTS, ROOT, knobs
 from prometheus_helpers import (
     DEFAULTS,
     FRONTEND,
@@ -57,6 +60,8 @@ ALERTS = (
     "PrometheusRuleEvaluationFailures",
     "PrometheusTSDBCompactionsFailed",
     "PrometheusStorageFilling",
+    "CertificateExpiringSoon",
+    "TLSProbeFailing",
 )
 # Always firing: it has its own test (test_watchdog_always_fires_with_only_its_severity).
 WATCHDOG = "Watchdog"
@@ -64,6 +69,10 @@ HEARTBEAT = "heartbeat"
 VARIANTS = (DEFAULTS, *ENVIRONMENTS, FRONTEND)
 # Variants with site URLs, the only ones with WebHostDown.
 SITE_VARIANTS = (FRONTEND,)
+# Variants with TLS listeners to probe (FRONTEND is production's knobs), the only ones with the
+# certificate alerts.
+TLS_VARIANTS = (*(env for env in ENVIRONMENTS if knobs(env)["lookout_tls_enabled"]), FRONTEND)
+TLS_ALERTS = ("CertificateExpiringSoon", "TLSProbeFailing")
 ROLE_DEFAULTS = yaml.safe_load((ROOT / "roles" / "prometheus" / "defaults" / "main.yml").read_text())
 SITE_URL = "https://conduit.example.org/health"
 WEB = "web1:5566"
@@ -652,6 +661,42 @@ def prometheus_storage_filling(rule: dict, hold: int) -> Scenario:
     return Scenario(series, storage_filling(rule, tracked, len(avail)), quiet=quiet)
 
 
+def _tls_job(rule: dict) -> str:
+    return re.search(r'job="([^"]+)"', rule["expr"]).group(1)
+
+
+def certificate_expiring_soon(rule: dict, hold: int) -> Scenario:
+    """A listener's certificate (its end a timestamp; promtool's clock starts at 0) is far from its end, then
+    one whose end is within the limit is served (the renewal did not happen), then a renewed one. Another
+    listener's stays far all along."""
+    limit = threshold(rule)
+    job = _tls_job(rule)
+    listener = {"job": job, "instance": "mon1:9100"}
+    other = {"job": job, "instance": "db1:9187"}
+    far, near = 3 * limit, limit / 2
+    ends = gauge((4, far), (hold + 6, near), (8, far))
+    series = {
+        series_selector("probe_ssl_earliest_cert_expiry", listener): ends,
+        series_selector("probe_ssl_earliest_cert_expiry", other): gauge((len(ends), far)),
+    }
+    condition = [[(listener, end - i * STEP)] if end - i * STEP < limit else [] for i, end in enumerate(ends)]
+    return Scenario(series, condition, quiet=("db1:9187",))
+
+
+def tls_probe_failing(rule: dict, hold: int) -> Scenario:
+    """The TLS probe of a listener fails (its certificate expired) and succeeds again; a failing probe of
+    another job (a web host's page) is not this alert's."""
+    listener = {"job": _tls_job(rule), "instance": "mon1:9100"}
+    page = {"job": ROLE_DEFAULTS["prometheus_blackbox_job_name"], "instance": WEB}
+    up, down = 4, hold + 4
+    series = {
+        series_selector("probe_success", listener): gauge((up, 1), (down, 0), (8, 1)),
+        series_selector("probe_success", page): gauge((up + down + 8, 0)),
+    }
+    condition = [[(listener, 0.0)] if up <= i < up + down else [] for i in range(up + down + 8)]
+    return Scenario(series, condition, quiet=(WEB,))
+
+
 SCENARIOS = {
     "WebsiteDown": website_down,
     "WebHostDown": website_down,
@@ -680,12 +725,20 @@ SCENARIOS = {
     "PrometheusRuleEvaluationFailures": prometheus_rule_evaluation_failures,
     "PrometheusTSDBCompactionsFailed": prometheus_tsdb_compactions_failed,
     "PrometheusStorageFilling": prometheus_storage_filling,
+    "CertificateExpiringSoon": certificate_expiring_soon,
+    "TLSProbeFailing": tls_probe_failing,
 }
 
 
 def shipped(variant: str) -> list[str]:
-    """The alerts a variant's rules must hold: WebHostDown only with site URLs."""
-    return [a for a in ALERTS if a != "WebHostDown" or variant in SITE_VARIANTS]
+    """The alerts a variant's rules must hold: WebHostDown only with site URLs, the certificate alerts only
+    with TLS listeners."""
+    return [
+        a
+        for a in ALERTS
+        if (a != "WebHostDown" or variant in SITE_VARIANTS)
+        and (a not in TLS_ALERTS or variant in TLS_VARIANTS)
+    ]
 
 
 def test_every_shipped_alert_has_a_scenario(rendered):
@@ -902,6 +955,13 @@ def test_thresholds_follow_the_environment(rendered, env):
     assert rules["WebsiteDown"]["for"] == knob["lookout_alert_website_down_for"]
     assert rules["HighRequestRate"]["for"] == knob["lookout_alert_high_request_rate_for"]
     assert threshold(rules["HighRequestRate"]) == float(knob["lookout_alert_high_request_rate"])
+    if knob["lookout_tls_enabled"]:
+        days = knob["lookout_alert_certificate_expiry_days"]
+        assert threshold(rules["CertificateExpiringSoon"]) == days * 86400
+        assert f'job="{env}-tls"' in rules["CertificateExpiringSoon"]["expr"]
+        assert f'job="{env}-tls"' in rules["TLSProbeFailing"]["expr"]
+    else:
+        assert "CertificateExpiringSoon" not in rules
 
 
 def test_the_seeds_rules_keep_their_names_and_expressions(rendered):

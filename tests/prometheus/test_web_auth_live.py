@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from controller_helpers import ROOT, ansible_playbook, free_port, http_get, local_host, wait_for
+from controller_helpers import (
+    ROOT,
+    ansible_playbook,
+    free_port,
+    http_get,
+    local_host,
+    prometheus_live_inputs,
+    wait_for,
+)
 
 sys.path.insert(0, str(ROOT / "roles" / "common" / "filter_plugins"))
 from web_config import web_config_bcrypt
@@ -55,12 +63,7 @@ def server(tmp_path_factory):
         )
     )
     host = local_host(
-        prometheus_render_dir=str(config_dir),
-        prometheus_config_dir=str(config_dir),
-        prometheus_listen_address="127.0.0.1",
-        prometheus_port=port,
-        prometheus_scrape_interval="1s",
-        prometheus_evaluation_interval="1s",
+        **prometheus_live_inputs(config_dir, port),
         prometheus_blackbox_address="",
         prometheus_web_basic_auth_enabled=True,
         prometheus_web_basic_auth_users={USER: PASSWORD},

@@ -147,6 +147,24 @@ def role_preflight_cases(role: str, workdir: Path, cases: dict[str, dict]) -> di
     return outcomes(ansible_playbook(play, {"all": {"hosts": hosts}}, workdir, json_output=True))
 
 
+def prometheus_live_inputs(config_dir: Path, port: int) -> dict:
+    """The prometheus role's render entry writing into config_dir, for a live server on 127.0.0.1:port that
+    scrapes and evaluates every second."""
+    return {
+        "prometheus_render_dir": str(config_dir),
+        "prometheus_config_dir": str(config_dir),
+        "prometheus_listen_address": "127.0.0.1",
+        "prometheus_port": port,
+        "prometheus_scrape_interval": "1s",
+        "prometheus_evaluation_interval": "1s",
+    }
+
+
+def start_quietly(argv: list[str]) -> subprocess.Popen:
+    """A server started on this machine for a live test, its output discarded; the caller terminates it."""
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on right now."""
     import socket

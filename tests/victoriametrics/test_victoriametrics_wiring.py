@@ -99,7 +99,9 @@ def test_every_prometheus_writes_to_every_longterm_host(wiring):
     for monitor in _members(env, "monitoring"):
         expected = []
         for host, hostvars in longterm.items():
-            target = {"url": f"http://{_address(host, hostvars, monitor)}:{PORT}/api/v1/write"}
+            # https with lookout_tls_enabled (the role's template adds the CA file: tests/prometheus).
+            scheme = "https" if knob["lookout_tls_enabled"] else "http"
+            target = {"url": f"{scheme}://{_address(host, hostvars, monitor)}:{PORT}/api/v1/write"}
             if knob["lookout_auth_enabled"]:
                 target["basic_auth"] = {
                     "username": knob["lookout_monitoring_user"],
@@ -117,10 +119,11 @@ def test_every_grafana_has_a_long_term_datasource_per_longterm_host(wiring):
     longterm = _members(env, "longterm")
     for monitor in _members(env, "monitoring"):
         sources = [s for s in hosts[monitor]["datasources"] if s["name"].startswith("VictoriaMetrics ")]
+        scheme = "https" if knob["lookout_tls_enabled"] else "http"
         expected = [
             {
                 "name": f"VictoriaMetrics {host} (long-term)",
-                "url": f"http://{_address(host, hostvars, monitor)}:{PORT}",
+                "url": f"{scheme}://{_address(host, hostvars, monitor)}:{PORT}",
             }
             | (
                 {

@@ -1,0 +1,117 @@
+"""Every role that serves TLS refuses bad certificate inputs in its preflight, naming its own variable,
+before anything changes (one ansible-playbook run per role, one inventory host per case, as tests/preflight
+does): a certificate without its key, a key without its certificate, a key of another certificate, a
+certificate that is no longer valid, and one without the CA that signed it (what clients verify against). A
+valid certificate with its key and CA, and TLS from the internal CA (no certificate given), pass."""
+
+import datetime
+
+import pytest
+from controller_helpers import role_preflight_cases
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+ROLES = (
+    "prometheus",
+    "alertmanager",
+    "blackbox_exporter",
+    "node_exporter",
+    "postgres_exporter",
+    "victoriametrics",
+    "grafana",
+)
+# Inputs a role's preflight needs besides TLS (its defaults leave them empty on purpose).
+REQUIRED = {
+    "grafana": {"grafana_admin_password": "a-password"},
+    "alertmanager": {
+        "alertmanager_slack_channels": {"critical": "#alerts", "warning": "#warnings"},
+        "alertmanager_slack_api_url": "https://hooks.slack.example.org/services/test",
+    },
+}
+
+
+def _pem_pair(days_from: int, days_to: int) -> tuple[str, str]:
+    """A self-signed certificate valid from/to these days relative to now, and its key (PEM)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "monitor1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now + datetime.timedelta(days=days_from))
+        .not_valid_after(now + datetime.timedelta(days=days_to))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("monitor1")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return certificate.public_bytes(serialization.Encoding.PEM).decode(), key_pem
+
+
+VALID = _pem_pair(-1, 30)
+EXPIRED = _pem_pair(-30, -1)
+OTHER = _pem_pair(-1, 30)
+
+
+def _cases(role: str) -> dict[str, tuple[dict, str]]:
+    """case -> (TLS inputs, what the message must say; empty: the case passes)."""
+    certificate, key, ca = f"{role}_tls_certificate", f"{role}_tls_key", f"{role}_tls_ca_certificate"
+    together = f"{certificate} and {key} come together"
+    return {
+        "internal-ca": ({}, ""),
+        # Self-signed: the certificate is its own CA.
+        "given-valid": ({certificate: VALID[0], key: VALID[1], ca: VALID[0]}, ""),
+        "certificate-without-its-ca": (
+            {certificate: VALID[0], key: VALID[1]},
+            f"{certificate} comes with {ca}",
+        ),
+        "certificate-without-key": ({certificate: VALID[0]}, together),
+        "key-without-certificate": ({key: VALID[1]}, together),
+        "key-of-another-certificate": (
+            {certificate: VALID[0], key: OTHER[1]},
+            f"{key} is not the key of {certificate}",
+        ),
+        "expired": ({certificate: EXPIRED[0], key: EXPIRED[1]}, f"{certificate} is not valid now"),
+    }
+
+
+@pytest.fixture(scope="module", params=ROLES)
+def role_results(request, tmp_path_factory):
+    role = request.param
+    hosts = {
+        case: {f"{role}_tls_enabled": True, **REQUIRED.get(role, {}), **inputs}
+        for case, (inputs, _) in _cases(role).items()
+    }
+    return role, role_preflight_cases(role, tmp_path_factory.mktemp(f"{role}-tls-preflight"), hosts)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "internal-ca",
+        "given-valid",
+        "certificate-without-its-ca",
+        "certificate-without-key",
+        "key-without-certificate",
+        "key-of-another-certificate",
+        "expired",
+    ],
+)
+def test_certificate_inputs(role_results, case):
+    role, results = role_results
+    message = _cases(role)[case][1]
+    outcome = results[case]
+    assert outcome.changed == 0
+    if not message:
+        assert outcome.failures == (), outcome.failure
+    else:
+        assert outcome.failures, f"{role}: accepted {case}"
+        assert message in outcome.failure, outcome.failure
+    # The secrets are never shown.
+    assert "PRIVATE KEY" not in outcome.failure
