@@ -1,69 +1,71 @@
 """The monitoring core on a converged host (molecule/monitoring: monitor1), read with pytest-testinfra.
 
-Run by the scenario's verify after the converge, the idempotence run and side_effect.yml's archive-method run.
-What needs the inventory's secrets (the web configurations hold a hash, never the password) stays in verify.yml.
+Run by the scenario's verify, after the converge, the idempotence run and side_effect.yml's archive-method
+run. What needs the inventory's secrets (the web configurations hold a hash, never the password) stays in
+verify.yml.
 """
+
 import re
 
 import pytest
 
 EXPOSURE_LIMIT = 2.5
-SERVERS = ['prometheus', 'prometheus-blackbox-exporter', 'alertmanager']
-SERVICES = SERVERS + ['prometheus-node-exporter']
+SERVERS = ["prometheus", "prometheus-blackbox-exporter", "alertmanager"]
+SERVICES = [*SERVERS, "prometheus-node-exporter"]
 # Every configuration file and secret of the four services: mode 0640, owned by root, readable by the group
 # the service runs as.
 PRIVATE_FILES = {
-    '/etc/prometheus/prometheus.yml': 'prometheus',
-    '/etc/prometheus/lookout.rules.yml': 'prometheus',
-    '/etc/prometheus/blackbox.yml': 'prometheus',
-    '/etc/prometheus/prometheus-web.yml': 'prometheus',
-    '/etc/prometheus/blackbox-web.yml': 'prometheus',
-    '/etc/prometheus/client-self.password': 'prometheus',
-    '/etc/prometheus/client-blackbox.password': 'prometheus',
-    '/etc/prometheus/client-alertmanager.password': 'prometheus',
-    '/etc/prometheus/tls/prometheus.key': 'prometheus',
-    '/etc/prometheus/tls/blackbox_exporter.key': 'prometheus',
-    '/etc/alertmanager/alertmanager.yml': 'alertmanager',
-    '/etc/alertmanager/slack_api_url': 'alertmanager',
-    '/etc/alertmanager/alertmanager-web.yml': 'alertmanager',
-    '/etc/alertmanager/tls/alertmanager.key': 'alertmanager',
-    '/etc/prometheus-node-exporter/tls/node_exporter.key': 'prometheus',
+    "/etc/prometheus/prometheus.yml": "prometheus",
+    "/etc/prometheus/lookout.rules.yml": "prometheus",
+    "/etc/prometheus/blackbox.yml": "prometheus",
+    "/etc/prometheus/prometheus-web.yml": "prometheus",
+    "/etc/prometheus/blackbox-web.yml": "prometheus",
+    "/etc/prometheus/client-self.password": "prometheus",
+    "/etc/prometheus/client-blackbox.password": "prometheus",
+    "/etc/prometheus/client-alertmanager.password": "prometheus",
+    "/etc/prometheus/tls/prometheus.key": "prometheus",
+    "/etc/prometheus/tls/blackbox_exporter.key": "prometheus",
+    "/etc/alertmanager/alertmanager.yml": "alertmanager",
+    "/etc/alertmanager/slack_api_url": "alertmanager",
+    "/etc/alertmanager/alertmanager-web.yml": "alertmanager",
+    "/etc/alertmanager/tls/alertmanager.key": "alertmanager",
+    "/etc/prometheus-node-exporter/tls/node_exporter.key": "prometheus",
 }
 
 
-@pytest.mark.parametrize('service', SERVICES)
+@pytest.mark.parametrize("service", SERVICES)
 def test_the_service_runs_and_starts_at_boot(host, service):
     unit = host.service(service)
     assert unit.is_running
     assert unit.is_enabled
 
 
-@pytest.mark.parametrize('service', SERVICES)
+@pytest.mark.parametrize("service", SERVICES)
 def test_the_units_exposure_is_at_most_the_limit(host, service):
-    rating = host.check_output('systemd-analyze security --no-pager %s', service)
-    level = re.search(r'Overall exposure level for \S+: ([0-9.]+)', rating)
+    rating = host.check_output("systemd-analyze security --no-pager %s", service)
+    level = re.search(r"Overall exposure level for \S+: ([0-9.]+)", rating)
     assert level, rating
     assert float(level.group(1)) <= EXPOSURE_LIMIT, rating.splitlines()[-1]
 
 
-@pytest.mark.parametrize('service', SERVICES)
+@pytest.mark.parametrize("service", SERVICES)
 def test_the_service_runs_as_a_system_user_without_a_login(host, service):
-    name = host.check_output('systemctl show --property User --value %s', service)
+    name = host.check_output("systemctl show --property User --value %s", service)
     user = host.user(name)
-    assert name and name != 'root'
+    assert name and name != "root"
     assert user.uid < 1000
-    assert user.shell in ('/usr/sbin/nologin', '/bin/false')
+    assert user.shell in ("/usr/sbin/nologin", "/bin/false")
 
 
-@pytest.mark.parametrize('path, group', sorted(PRIVATE_FILES.items()))
+@pytest.mark.parametrize("path, group", sorted(PRIVATE_FILES.items()))
 def test_configuration_and_secrets_are_readable_by_the_service_only(host, path, group):
     private = host.file(path)
     assert private.is_file
     assert private.mode == 0o640, oct(private.mode)
-    assert (private.user, private.group) == ('root', group)
+    assert (private.user, private.group) == ("root", group)
 
 
-@pytest.mark.parametrize('service', SERVERS)
+@pytest.mark.parametrize("service", SERVERS)
 def test_each_server_reads_its_web_configuration(host, service):
-    command = host.check_output('systemctl show --property ExecStart --value %s', service)
-    assert '--web.config.file=/etc/' in command
+    command = host.check_output("systemctl show --property ExecStart --value %s", service)
+    assert "--web.config.file=/etc/" in command

@@ -21,6 +21,7 @@ ROLES = (
     "postgres_exporter",
     "victoriametrics",
     "grafana",
+    "postgresql",
 )
 # Inputs a role's preflight needs besides TLS (its defaults leave them empty on purpose).
 REQUIRED = {
@@ -28,6 +29,11 @@ REQUIRED = {
     "alertmanager": {
         "alertmanager_slack_channels": {"critical": "#alerts", "warning": "#warnings"},
         "alertmanager_slack_api_url": "https://hooks.slack.example.org/services/test",
+    },
+    "postgresql": {
+        "postgresql_version": "15",
+        "postgresql_users": [{"name": "conduit", "password": "a-long-enough-password"}],
+        "postgresql_databases": [{"name": "conduit", "owner": "conduit"}],
     },
 }
 
