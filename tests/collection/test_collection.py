@@ -1,8 +1,8 @@
-"""The roles as the collection lookout.stack (galaxy.yml): `ansible-galaxy collection build` makes the tarball,
-`ansible-galaxy collection install --offline` puts it into an empty collections path (its dependencies come
-from the PyPI `ansible` package, no Galaxy), and a play that names the roles by their fully qualified names
-converges one local host from there alone: no roles path, not this checkout's ansible.cfg, not its
-collections/ link.
+"""The roles as the collection lookout.stack (galaxy.yml): `ansible-galaxy collection build` makes the
+tarball, `ansible-galaxy collection install --offline` puts it into an empty collections path (its
+dependencies come from the PyPI `ansible` package, no Galaxy), and a play that names the roles by their
+fully qualified names converges one local host from there alone: no roles path, not this checkout's
+ansible.cfg, not its collections/ link.
 
 The play runs the roles' entries that need no system service: the firewall's render (its preflight, its
 filters, `common` included by its short name), Prometheus' render with basic auth (`common`'s web_config
@@ -28,7 +28,23 @@ from controller_helpers import ROOT, ansible_playbook, local_host, outcomes, too
 NAME = "lookout.stack"
 ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "tasks" / "main.yml").is_file())
 # The repository's parts that stay out of the tarball (galaxy.yml, build_ignore).
-LEFT_OUT = ("app", "bench", "collections", "docs", "group_vars", "inventories", "molecule", "playbooks", "tests")
+LEFT_OUT = {
+    "app",
+    "bench",
+    "collections",
+    "docs",
+    "group_vars",
+    "inventories",
+    "molecule",
+    "playbooks",
+    "tests",
+}
+PLUGINS = {
+    "plugins/filter/preflight.py",
+    "plugins/filter/web_config.py",
+    "plugins/filter/firewall.py",
+    "plugins/modules/common_files.py",
+}
 
 CONVERGE = """
 - name: Converge with the roles by their fully qualified names
@@ -101,10 +117,10 @@ def test_the_tarball_holds_the_roles_and_plugins_only(tarball):
         manifest = json.load(tar.extractfile("MANIFEST.json"))["collection_info"]
     tops = {name.split("/")[0] for name in names}
     assert tops == {"CHANGELOG.md", "FILES.json", "MANIFEST.json", "README.md", "meta", "plugins", "roles"}
-    assert not tops & set(LEFT_OUT)
-    assert {name.split("/")[1] for name in names if name.startswith("roles/") and name.count("/") > 1} == set(ROLES)
-    assert {"plugins/filter/preflight.py", "plugins/filter/web_config.py", "plugins/filter/firewall.py"} <= set(names)
-    assert "plugins/modules/common_files.py" in names
+    assert not tops & LEFT_OUT
+    roles = {name.split("/")[1] for name in names if name.startswith("roles/") and name.count("/") > 1}
+    assert roles == set(ROLES)
+    assert set(names) >= PLUGINS
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
     # Every dependency is a collection the PyPI `ansible` package brings (requirements.yml lists them too).
     wanted = {c["name"] for c in yaml.safe_load((ROOT / "requirements.yml").read_text())["collections"]}
@@ -112,8 +128,9 @@ def test_the_tarball_holds_the_roles_and_plugins_only(tarball):
 
 
 def test_the_version_is_the_apps(tarball):
-    app = re.search(r'^__version__ = "([^"]+)"$', (ROOT / "app" / "conduit" / "_version.py").read_text(), re.M)
-    assert tarball.name == f"lookout-stack-{app.group(1)}.tar.gz"
+    source = (ROOT / "app" / "conduit" / "_version.py").read_text()
+    version = re.search(r'^__version__ = "([^"]+)"$', source, re.M).group(1)
+    assert tarball.name == f"lookout-stack-{version}.tar.gz"
 
 
 def _converge(installed: Path, workdir: Path) -> subprocess.CompletedProcess:
@@ -134,13 +151,15 @@ def _converge(installed: Path, workdir: Path) -> subprocess.CompletedProcess:
         converge_group=grp.getgrgid(os.getgid()).gr_name,
         converge_python=tool("python3"),
     )
-    inventory = {"all": {"hosts": {"host1": host}}}
-    return ansible_playbook(play, inventory, workdir, json_output=True, extra_env=_isolated(installed, workdir))
+    env = _isolated(installed, workdir)
+    return ansible_playbook(
+        play, {"all": {"hosts": {"host1": host}}}, workdir, json_output=True, extra_env=env
+    )
 
 
 def test_the_installed_collection_alone_is_found(installed, tmp_path):
-    env = dict(os.environ, **_isolated(installed, tmp_path))
-    listed = _run([tool("ansible-galaxy"), "collection", "list", NAME, "--format", "json"], env=env, cwd=tmp_path)
+    command = [tool("ansible-galaxy"), "collection", "list", NAME, "--format", "json"]
+    listed = _run(command, env=dict(os.environ, **_isolated(installed, tmp_path)), cwd=tmp_path)
     found = {path: set(collections) for path, collections in json.loads(listed.stdout).items()}
     assert found == {str(installed / "ansible_collections"): {NAME}}
 
