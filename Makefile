@@ -14,7 +14,7 @@ SCENARIOS ?= $(filter $(EXISTING_SCENARIOS),$(SCENARIO_ORDER)) $(filter-out $(SC
 MOLECULE_LOCK ?= /tmp/lookout-molecule.lock
 ENV ?= demo
 
-.PHONY: help setup lint unit molecule test demo demo-down render clean-hosts bench-monitoring bench-frontend bench-preflight
+.PHONY: help setup lint collection unit molecule test demo demo-down render clean-hosts bench-monitoring bench-frontend bench-preflight
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -22,12 +22,15 @@ help: ## list targets
 setup: ## venv, promtool/amtool, Docker engine, Debian 12/13 systemd images (idempotent, cached)
 	scripts/setup.sh all
 
-lint: setup ## yamllint, ansible-lint (production profile), ruff, actionlint
+lint: setup collection ## yamllint, ansible-lint (production profile), ruff, actionlint; builds the collection
 	yamllint --strict .
 	ansible-lint --profile production
 	ruff check .
 	ruff format --check .
 	scripts/actionlint.sh
+
+collection: ## the roles as the collection lookout.stack: build/collection/lookout-stack-<version>.tar.gz (galaxy.yml)
+	ansible-galaxy collection build --force --output-path build/collection
 
 # Workers of the controller-side tests (pytest-xdist; 0: in this process). Whole files go to one worker
 # (--dist loadfile): their module fixtures, live servers and the firewall test's containers run once.

@@ -1,4 +1,4 @@
-"""common's `preflight_failures` filter (roles/common/filter_plugins/preflight.py), in Python: which of a
+"""common's `preflight_failures` filter (plugins/filter/preflight.py), in Python: which of a
 caller's values fail their kind, with the rule and the values the message shows; and the kinds table of
 roles/common/vars/main.yml, one value each kind accepts and one it refuses. The messages themselves are
 tried through ansible-playbook in tests/preflight."""
@@ -11,7 +11,7 @@ import yaml
 from ansible.errors import AnsibleFilterError
 from controller_helpers import ROOT
 
-sys.path.insert(0, str(ROOT / "roles" / "common" / "filter_plugins"))
+sys.path.insert(0, str(ROOT / "plugins" / "filter"))
 from preflight import preflight_failures as failures
 
 KINDS = {

@@ -1,6 +1,6 @@
 """The role's input checks that need more than the argument spec, run on the controller through the
 role's own preflight tasks: a wheel handed to the role (CI's artifact) must exist and carry the version
-being deployed, and the failure names the variable."""
+being deployed, without one the source tree must hold the app, and the failure names the variable."""
 
 import subprocess
 from pathlib import Path
@@ -45,6 +45,21 @@ def test_a_wrong_wheel_is_refused_by_name(tmp_path, wheel):
     assert run.returncode != 0
     message = "conduit: conduit_app_wheel must be empty or a wheel file on the controller named conduit-1.4.0"
     assert message in run.stdout, run.stdout
+
+
+def test_a_source_tree_without_the_app_is_refused_by_name(tmp_path):
+    """The collection carries no app/: without a wheel, the source tree must be given (and hold the app)."""
+    run = _preflight(tmp_path, conduit_app_source_dir=str(tmp_path))
+    assert run.returncode != 0
+    assert "conduit: conduit_app_source_dir must be the app's source tree on the controller" in run.stdout, (
+        run.stdout
+    )
+    assert (
+        _preflight(
+            tmp_path, conduit_app_source_dir=str(tmp_path), conduit_app_wheel=str(_wheel(tmp_path, "1.4.0"))
+        ).returncode
+        == 0
+    )
 
 
 @pytest.mark.parametrize("hosts", [[], ["web1"]])

@@ -31,7 +31,7 @@ SSH_CONNECTION = "198.51.100.7 50022 10.0.0.5 22"
 
 def _filters():
     spec = importlib.util.spec_from_file_location(
-        "lookout_firewall_filters", ROOT / "roles" / "firewall" / "filter_plugins" / "firewall.py"
+        "lookout_firewall_filters", ROOT / "plugins" / "filter" / "firewall.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -22,7 +22,7 @@ import yaml
 from controller_helpers import ENVIRONMENTS, ROOT, knobs, tool
 
 sys.path.insert(0, str(ROOT / "tests" / "inventories"))
-sys.path.insert(0, str(ROOT / "roles" / "common" / "filter_plugins"))
+sys.path.insert(0, str(ROOT / "plugins" / "filter"))
 from inventory_helpers import make_test_inventory
 from web_config import web_config_bcrypt
 

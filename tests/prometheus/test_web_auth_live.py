@@ -24,7 +24,7 @@ from controller_helpers import (
     wait_for,
 )
 
-sys.path.insert(0, str(ROOT / "roles" / "common" / "filter_plugins"))
+sys.path.insert(0, str(ROOT / "plugins" / "filter"))
 from web_config import web_config_bcrypt
 
 PROMETHEUS = Path("/usr/bin/prometheus")

@@ -123,7 +123,7 @@ def test_a_password_change_replaces_the_hash(tmp_path):
 def test_a_hash_with_the_earlier_derived_salt_is_replaced(tmp_path):
     import sys
 
-    sys.path.insert(0, str(ROOT / "roles" / "common" / "filter_plugins"))
+    sys.path.insert(0, str(ROOT / "plugins" / "filter"))
     from web_config import legacy_salt
 
     path = tmp_path / "mon1" / "prometheus-web.yml"
