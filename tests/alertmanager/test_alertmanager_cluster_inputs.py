@@ -84,15 +84,19 @@ def two_monitoring_hosts(tmp_path_factory):
 def test_two_monitoring_hosts_make_a_cluster_from_the_inventory(two_monitoring_hosts):
     run, _, shown = two_monitoring_hosts
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr
+    # Production gossips over mutual TLS (lookout_tls_enabled).
+    tls = "--cluster.tls-config=/etc/alertmanager/alertmanager-cluster-tls.yml"
     assert _flags(shown, "mon1") == [
         f"--cluster.listen-address={CLUSTER}",
         "--cluster.advertise-address=192.0.2.21:9094",
         "--cluster.peer=[2001:db8::22]:9094",
+        tls,
     ]
     assert _flags(shown, "mon2") == [
         f"--cluster.listen-address={CLUSTER}",
         "--cluster.advertise-address=[2001:db8::22]:9094",
         "--cluster.peer=192.0.2.21:9094",
+        tls,
     ]
     # Production: https only.
     assert shown["mon1"]["stand_in"] == []

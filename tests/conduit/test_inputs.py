@@ -145,3 +145,16 @@ def test_extra_env_cannot_override_the_inputs(tmp_path):
     )
     assert run.returncode != 0
     assert "conduit: conduit_extra_env must not set CONDUIT_PASSWORD_HASH" in run.stdout, run.stdout
+
+
+@pytest.mark.parametrize("sslmode", ["verify-full", "verify-ca"])
+def test_a_verifying_sslmode_without_the_roles_tls_is_refused_by_name(tmp_path, sslmode):
+    run = _preflight(tmp_path, conduit_database_sslmode=sslmode, conduit_tls_enabled=False)
+    assert run.returncode != 0
+    assert f"conduit: conduit_database_sslmode is {sslmode}" in run.stdout
+    assert "it needs conduit_tls_enabled" in run.stdout
+
+
+def test_a_verifying_sslmode_with_the_roles_tls_is_accepted(tmp_path):
+    run = _preflight(tmp_path, conduit_database_sslmode="verify-full", conduit_tls_enabled=True)
+    assert run.returncode == 0, run.stdout + run.stderr

@@ -174,8 +174,8 @@ EXPECTED_PRODUCTION_SHAPED = {
     | _from_operators(9093, "alertmanager from monitoring and operators")
     | _from_operators(9115, "blackbox exporter from monitoring and operators")
     | _from_operators(3000, "grafana from monitoring and operators")
+    # The testing environment's gossip runs over mutual TLS, TCP only: no udp opening.
     | _from_monitoring(9094, "alertmanager cluster from monitoring")
-    | _from_monitoring(9094, "alertmanager cluster from monitoring", "udp")
     | {'ip saddr { 10.0.0.31 } tcp dport 9090 accept comment "prometheus remote write from loadgen"'},
     "load1": SSH | NODE,
 }

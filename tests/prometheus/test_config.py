@@ -143,8 +143,9 @@ def test_jobs_follow_the_inventory(configs, env):
     assert probes["params"] == {"module": ["http_2xx"]}
     assert [c["labels"]["instance"] for c in probes["static_configs"]] == web
     paths = _probe_paths()
+    scheme = "https" if knobs(env)["lookout_tls_enabled"] else "http"
     assert [c["targets"] for c in probes["static_configs"]] == [
-        [f"http://{t}{p}" for p in paths] for t in web
+        [f"{scheme}://{t}{p}" for p in paths] for t in web
     ]
     assert {j["job_name"] for j in config["scrape_configs"]} == {
         "prometheus",
@@ -165,9 +166,18 @@ def test_jobs_follow_the_inventory(configs, env):
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == alertmanagers
 
 
-# lookout's exporter-toolkit servers and VictoriaMetrics; Conduit and HAProxy's metrics stay plain HTTP.
-TLS_JOBS = ("prometheus", "blackbox-http", "blackbox", "node", "alertmanager", "{env}-postgres", "{env}-site")
-PLAIN_JOBS = ("{env}-web", "{env}-haproxy")
+# lookout's exporter-toolkit servers, Conduit (gunicorn) and HAProxy's metrics endpoint.
+TLS_JOBS = (
+    "prometheus",
+    "blackbox-http",
+    "blackbox",
+    "node",
+    "alertmanager",
+    "{env}-postgres",
+    "{env}-site",
+    "{env}-web",
+    "{env}-haproxy",
+)
 CA_FILE = "/etc/prometheus/tls/prometheus-ca.crt"
 
 
@@ -184,9 +194,6 @@ def test_tls_follows_the_environment(configs, variant):
         if name in jobs:
             assert jobs[name].get("scheme", "http") == ("https" if tls else "http"), name
             assert jobs[name].get("tls_config") == ({"ca_file": CA_FILE} if tls else None), name
-    for name in (n.format(env=env) for n in PLAIN_JOBS):
-        if name in jobs:
-            assert jobs[name].get("scheme", "http") == "http", name
     alertmanagers = config["alerting"]["alertmanagers"][0]
     assert alertmanagers.get("scheme", "http") == ("https" if tls else "http")
     for target in config.get("remote_write", []):
@@ -208,6 +215,12 @@ def test_tls_follows_the_environment(configs, variant):
         )
     for host, hostvars in _group(hosts, "frontend").items():
         assert f"{_address(host, hostvars)}:443" in listeners
+        assert f"{_address(host, hostvars)}:{(hostvars or {}).get('haproxy_metrics_port', 8405)}" in listeners
+    for host, hostvars in _group(hosts, "web").items():
+        assert f"{_address(host, hostvars)}:5566" in listeners
+    # The Alertmanagers' gossip, when there is a cluster (over mutual TLS).
+    for host, hostvars in monitoring.items():
+        assert (f"{_address(host, hostvars)}:9094" in listeners) == (len(monitoring) > 1), host
     assert set(jobs["node"]["static_configs"][0]["targets"]) <= listeners
 
 

@@ -2,7 +2,10 @@
 before anything changes (one ansible-playbook run per role, one inventory host per case, as tests/preflight
 does): a certificate without its key, a key without its certificate, a key of another certificate, a
 certificate that is no longer valid, and one without the CA that signed it (what clients verify against). A
-valid certificate with its key and CA, and TLS from the internal CA (no certificate given), pass."""
+valid certificate with its key and CA, and TLS from the internal CA (no certificate given), pass. HAProxy's
+metrics endpoint names its inputs haproxy_metrics_tls_*. The TLS switches that depend on another are refused
+alone, naming both: HAProxy's backend TLS without its metrics TLS (whose CA verifies the servers) or with a
+server named by an IP address, Alertmanager's gossip TLS without its TLS."""
 
 import datetime
 
@@ -22,7 +25,12 @@ ROLES = (
     "victoriametrics",
     "grafana",
     "postgresql",
+    "conduit",
+    "haproxy",
 )
+# The prefix of a role's TLS inputs, where it is not the role's name.
+PREFIX = {"haproxy": "haproxy_metrics"}
+BACKENDS = [{"name": "web1", "address": "127.0.0.1", "port": 5566, "tls_name": "web1"}]
 # Inputs a role's preflight needs besides TLS (its defaults leave them empty on purpose).
 REQUIRED = {
     "grafana": {"grafana_admin_password": "a-password"},
@@ -35,6 +43,8 @@ REQUIRED = {
         "postgresql_users": [{"name": "conduit", "password": "a-long-enough-password"}],
         "postgresql_databases": [{"name": "conduit", "owner": "conduit"}],
     },
+    "conduit": {"conduit_version": "1.0.0", "conduit_secret_key": "a-secret-key-of-at-least-32-characters!"},
+    "haproxy": {"haproxy_backend_servers": BACKENDS},
 }
 
 
@@ -67,7 +77,8 @@ OTHER = _pem_pair(-1, 30)
 
 def _cases(role: str) -> dict[str, tuple[dict, str]]:
     """case -> (TLS inputs, what the message must say; empty: the case passes)."""
-    certificate, key, ca = f"{role}_tls_certificate", f"{role}_tls_key", f"{role}_tls_ca_certificate"
+    prefix = PREFIX.get(role, role)
+    certificate, key, ca = f"{prefix}_tls_certificate", f"{prefix}_tls_key", f"{prefix}_tls_ca_certificate"
     together = f"{certificate} and {key} come together"
     return {
         "internal-ca": ({}, ""),
@@ -91,7 +102,7 @@ def _cases(role: str) -> dict[str, tuple[dict, str]]:
 def role_results(request, tmp_path_factory):
     role = request.param
     hosts = {
-        case: {f"{role}_tls_enabled": True, **REQUIRED.get(role, {}), **inputs}
+        case: {f"{PREFIX.get(role, role)}_tls_enabled": True, **REQUIRED.get(role, {}), **inputs}
         for case, (inputs, _) in _cases(role).items()
     }
     return role, role_preflight_cases(role, tmp_path_factory.mktemp(f"{role}-tls-preflight"), hosts)
@@ -121,3 +132,64 @@ def test_certificate_inputs(role_results, case):
         assert message in outcome.failure, outcome.failure
     # The secrets are never shown.
     assert "PRIVATE KEY" not in outcome.failure
+
+
+DEPENDENT = {
+    "haproxy-backend-without-metrics-tls": (
+        "haproxy",
+        {"haproxy_backend_tls_enabled": True, "haproxy_backend_servers": BACKENDS},
+        "haproxy_backend_tls_enabled needs haproxy_metrics_tls_enabled",
+    ),
+    "haproxy-backend-named-by-address": (
+        "haproxy",
+        {
+            "haproxy_backend_tls_enabled": True,
+            "haproxy_metrics_tls_enabled": True,
+            "haproxy_backend_servers": [{"name": "web1", "address": "127.0.0.1", "port": 5566}],
+        },
+        "every server of haproxy_backend_servers a DNS name its certificate carries (tls_name, else address;",
+    ),
+    "haproxy-backend-named": (
+        "haproxy",
+        {
+            "haproxy_backend_tls_enabled": True,
+            "haproxy_metrics_tls_enabled": True,
+            "haproxy_backend_servers": BACKENDS,
+        },
+        "",
+    ),
+    "alertmanager-gossip-without-tls": (
+        "alertmanager",
+        {"alertmanager_cluster_tls_enabled": True, **REQUIRED["alertmanager"]},
+        "alertmanager_cluster_tls_enabled needs alertmanager_tls_enabled",
+    ),
+    "alertmanager-gossip-with-tls": (
+        "alertmanager",
+        {
+            "alertmanager_cluster_tls_enabled": True,
+            "alertmanager_tls_enabled": True,
+            **REQUIRED["alertmanager"],
+        },
+        "",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def dependent_results(tmp_path_factory):
+    results = {}
+    for role in ("haproxy", "alertmanager"):
+        cases = {case: inputs for case, (r, inputs, _) in DEPENDENT.items() if r == role}
+        results |= role_preflight_cases(role, tmp_path_factory.mktemp(f"{role}-tls-switches"), cases)
+    return results
+
+
+@pytest.mark.parametrize("case", sorted(DEPENDENT))
+def test_tls_switches_that_need_another(dependent_results, case):
+    message = DEPENDENT[case][2]
+    outcome = dependent_results[case]
+    assert outcome.changed == 0
+    if not message:
+        assert outcome.failures == (), outcome.failure
+    else:
+        assert message in outcome.failure, outcome.failure
