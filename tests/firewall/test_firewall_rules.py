@@ -172,7 +172,7 @@ EXPECTED_PRODUCTION_SHAPED = {
     | NODE
     | _from_operators(9090, "prometheus from monitoring and operators")
     | _from_operators(9093, "alertmanager from monitoring and operators")
-    | _from_operators(9115, "blackbox exporter from monitoring and operators")
+    # The testing environment's blackbox exporter listens on loopback: no opening.
     | _from_operators(3000, "grafana from monitoring and operators")
     # The testing environment's gossip runs over mutual TLS, TCP only: no udp opening.
     | _from_monitoring(9094, "alertmanager cluster from monitoring")
@@ -198,6 +198,16 @@ def production_shaped(tmp_path_factory) -> dict[str, Path]:
 @pytest.mark.parametrize("host", sorted(EXPECTED_PRODUCTION_SHAPED))
 def test_each_group_gets_exactly_its_openings(production_shaped, host):
     assert _rules(production_shaped[host]) == EXPECTED_PRODUCTION_SHAPED[host]
+
+
+def test_a_blackbox_exporter_on_the_network_is_opened_to_monitoring_and_operators(tmp_path):
+    rendered = _wired_render(
+        "testing", PRODUCTION_SHAPED, tmp_path, lookout_management_sources=[MANAGEMENT],
+        lookout_blackbox_listen_address="0.0.0.0",
+    )  # fmt: skip
+    assert _rules(rendered["mon1"]) == EXPECTED_PRODUCTION_SHAPED["mon1"] | _from_operators(
+        9115, "blackbox exporter from monitoring and operators"
+    )
 
 
 def test_hosts_of_one_group_get_the_same_rules(production_shaped):

@@ -206,9 +206,14 @@ def test_tls_follows_the_environment(configs, variant):
     assert probe["params"] == {"module": ["tls_connect"]}
     monitoring = _group(hosts, "monitoring")
     listeners = set(probe["static_configs"][0]["targets"])
+    blackbox_on_loopback = knobs(env)["lookout_blackbox_listen_address"] == "127.0.0.1"
     for host, hostvars in monitoring.items():
-        for port in (9090, 9093, 9115) + ((3000,) if knobs(env)["lookout_grafana_enabled"] else ()):
+        ports = (9090, 9093) + ((3000,) if knobs(env)["lookout_grafana_enabled"] else ())
+        for port in ports + (() if blackbox_on_loopback else (9115,)):
             assert f"{_address(host, hostvars)}:{port}" in listeners, (host, port)
+        assert (f"{_address(host, hostvars)}:9115" in listeners) != blackbox_on_loopback, host
+    # A blackbox exporter on loopback is probed there, once: each Prometheus reaches its own.
+    assert ("127.0.0.1:9115" in listeners) == blackbox_on_loopback
     for host, hostvars in _group(hosts, "database").items():
         assert (
             f"{_address(host, hostvars)}:{(hostvars or {}).get('postgres_exporter_port', 9187)}" in listeners
