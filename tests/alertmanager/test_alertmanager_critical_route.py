@@ -4,15 +4,11 @@ the other severities keep the default route's; preflight refuses malformed durat
 slower than the default one, naming the variable (and, through playbooks/preflight.yml, the knob)."""
 
 import pytest
-import yaml
 from controller_helpers import (
     ENVIRONMENTS,
-    ROOT,
     Outcome,
-    ansible_playbook,
+    demo_monitoring_preflight,
     knobs,
-    local_host,
-    outcomes,
     role_preflight_cases,
 )
 
@@ -20,9 +16,6 @@ REQUIRED = {
     "alertmanager_slack_channels": {"critical": "#alerts", "warning": "#warnings"},
     "alertmanager_slack_api_url": "https://hooks.slack.example.org/services/test",
 }
-SECRETS = yaml.safe_load(
-    (ROOT / "inventories" / "demo" / "group_vars" / "all" / "demo_secrets.yml").read_text()
-)
 
 
 def _severity_routes(config: dict) -> dict[str, dict]:
@@ -142,18 +135,9 @@ def test_bad_value_is_refused_naming_the_variable(results, case):
 def test_a_critical_wait_longer_than_the_default_names_the_knobs(tmp_path):
     """playbooks/preflight.yml with the demo's knobs but a critical group wait above lookout_alert_group_wait:
     refused before anything changes, naming both inputs and the knobs they come from."""
-    inventory = {
-        "all": {
-            "vars": {**knobs("demo"), **SECRETS, "lookout_alert_critical_group_wait": "1m"},
-            "children": {"monitoring": {"hosts": {"monitor1": local_host(ansible_host="127.0.0.11")}}},
-        }
-    }
-    outcome = outcomes(
-        ansible_playbook(ROOT / "playbooks" / "preflight.yml", inventory, tmp_path, json_output=True)
-    )
-    assert outcome["monitor1"].changed == 0
-    failure = outcome["monitor1"].failure
+    outcome = demo_monitoring_preflight(tmp_path, lookout_alert_critical_group_wait="1m")
+    assert outcome.changed == 0
     assert (
         "alertmanager: alertmanager_critical_group_wait (from lookout_alert_critical_group_wait)"
         " must be at most alertmanager_group_wait (from lookout_alert_group_wait)"
-    ) in failure, failure
+    ) in outcome.failure, outcome.failure

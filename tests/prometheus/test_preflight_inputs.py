@@ -7,14 +7,10 @@ The retention size is a size with its unit (Prometheus' --storage.tsdb.retention
 disk such as "80%" is refused, as are lower-case units and spaces."""
 
 import pytest
-import yaml
 from controller_helpers import (
-    ROOT,
     Outcome,
-    ansible_playbook,
+    demo_monitoring_preflight,
     knobs,
-    local_host,
-    outcomes,
     role_preflight_cases,
 )
 
@@ -143,25 +139,12 @@ def test_bad_value_is_refused_naming_the_variable(results, case):
     assert outcome.changed == 0
 
 
-SECRETS = yaml.safe_load(
-    (ROOT / "inventories" / "demo" / "group_vars" / "all" / "demo_secrets.yml").read_text()
-)
-
-
 def test_a_retention_size_that_is_not_a_size_names_the_knob(tmp_path):
     """playbooks/preflight.yml with the demo's knobs but lookout_retention_size "80%" (a share of the disk):
     refused before anything changes, naming the role input and the knob."""
-    inventory = {
-        "all": {
-            "vars": {**knobs("demo"), **SECRETS, "lookout_retention_size": "80%"},
-            "children": {"monitoring": {"hosts": {"monitor1": local_host(ansible_host="127.0.0.11")}}},
-        }
-    }
-    outcome = outcomes(
-        ansible_playbook(ROOT / "playbooks" / "preflight.yml", inventory, tmp_path, json_output=True)
-    )
-    assert outcome["monitor1"].changed == 0
-    failure = outcome["monitor1"].failure
+    outcome = demo_monitoring_preflight(tmp_path, lookout_retention_size="80%")
+    assert outcome.changed == 0
+    failure = outcome.failure
     assert "prometheus: prometheus_retention_size (from lookout_retention_size) must be a size" in failure, (
         failure
     )
@@ -171,23 +154,10 @@ def test_a_retention_size_that_is_not_a_size_names_the_knob(tmp_path):
 def test_a_probe_interval_as_long_as_website_down_for_names_the_knobs(tmp_path):
     """playbooks/preflight.yml with the demo's knobs but lookout_probe_scrape_interval as long as
     lookout_alert_website_down_for: refused before anything changes, naming both inputs and their knobs."""
-    demo = knobs("demo")
-    inventory = {
-        "all": {
-            "vars": {
-                **demo,
-                **SECRETS,
-                "lookout_probe_scrape_interval": demo["lookout_alert_website_down_for"],
-            },
-            "children": {"monitoring": {"hosts": {"monitor1": local_host(ansible_host="127.0.0.11")}}},
-        }
-    }
-    outcome = outcomes(
-        ansible_playbook(ROOT / "playbooks" / "preflight.yml", inventory, tmp_path, json_output=True)
-    )
-    assert outcome["monitor1"].changed == 0
-    failure = outcome["monitor1"].failure
+    probe = knobs("demo")["lookout_alert_website_down_for"]
+    outcome = demo_monitoring_preflight(tmp_path, lookout_probe_scrape_interval=probe)
+    assert outcome.changed == 0
     assert (
         "prometheus: prometheus_blackbox_scrape_interval (from lookout_probe_scrape_interval) must be shorter"
         " than prometheus_alert_website_down_for (from lookout_alert_website_down_for)"
-    ) in failure, failure
+    ) in outcome.failure, outcome.failure
