@@ -14,7 +14,7 @@ SCENARIOS ?= $(filter $(EXISTING_SCENARIOS),$(SCENARIO_ORDER)) $(filter-out $(SC
 MOLECULE_LOCK ?= /tmp/lookout-molecule.lock
 ENV ?= demo
 
-.PHONY: help setup lint collection unit molecule test demo demo-down render clean-hosts bench-monitoring bench-frontend bench-preflight
+.PHONY: help setup lint collection unit molecule test demo demo-down render clean-hosts bench-monitoring bench-frontend bench-preflight bench-alerts
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ bench-frontend: ## GET /api/articles through HAProxy (TLS, the role's config) vs
 
 bench-preflight: ## playbooks/preflight.yml --check on production's hosts and knobs, on this machine, 3 runs
 	scripts/setup.sh venv && python bench/preflight_bench.py --rounds 3
+
+bench-alerts: ## WebsiteDown/HighRequestRate: Slack message after `for` and after recovery, production's knobs, 5 outages (~10 min)
+	scripts/setup.sh venv && scripts/setup.sh tools && python bench/alert_latency_bench.py --json artifacts/bench/alert-latency.json
 
 clean-hosts: ## remove every lookout test container and network left behind
 	scripts/cleanup.sh

@@ -90,12 +90,14 @@ def test_two_monitoring_hosts_make_a_cluster_from_the_inventory(two_monitoring_h
         f"--cluster.listen-address={CLUSTER}",
         "--cluster.advertise-address=192.0.2.21:9094",
         "--cluster.peer=[2001:db8::22]:9094",
+        f"--cluster.peer-timeout={knobs('production')['lookout_alert_cluster_peer_timeout']}",
         tls,
     ]
     assert _flags(shown, "mon2") == [
         f"--cluster.listen-address={CLUSTER}",
         "--cluster.advertise-address=[2001:db8::22]:9094",
         "--cluster.peer=192.0.2.21:9094",
+        f"--cluster.peer-timeout={knobs('production')['lookout_alert_cluster_peer_timeout']}",
         tls,
     ]
     # Production: https only.

@@ -79,6 +79,9 @@ def ports(tmp_path_factory) -> dict[str, Outcome]:
     # PostgreSQL for several web hosts, a public name for the frontends, Grafana on (its port counts).
     hosts = {name: host for name, (host, _) in PORT_CASES.items()}
     overrides = {"lookout_database_engine": "postgresql", "lookout_public_name": "conduit.example.org"}
+    # Four monitoring hosts are one Alertmanager cluster of four: its last member looks at the notification
+    # log 3 peer timeouts after a flush, which the demo's critical group interval (10s) must outlast.
+    overrides["lookout_alert_cluster_peer_timeout"] = "3s"
     return _run(tmp_path_factory.mktemp("ports"), hosts, **overrides, lookout_grafana_enabled=True)
 
 

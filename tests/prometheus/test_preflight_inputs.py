@@ -7,14 +7,10 @@ The retention size is a size with its unit (Prometheus' --storage.tsdb.retention
 disk such as "80%" is refused, as are lower-case units and spaces."""
 
 import pytest
-import yaml
 from controller_helpers import (
-    ROOT,
     Outcome,
-    ansible_playbook,
+    demo_monitoring_preflight,
     knobs,
-    local_host,
-    outcomes,
     role_preflight_cases,
 )
 
@@ -54,6 +50,37 @@ BAD = {
         "prometheus_blackbox_scrape_interval",
         '"5 s"',
     ),
+    "web-evaluation-interval-with-space": (
+        {"prometheus_alert_web_evaluation_interval": "2 s"},
+        "prometheus_alert_web_evaluation_interval",
+        '"2 s"',
+    ),
+    # One failed probe would hold WebsiteDown's whole `for` (its sample lasts the interval).
+    "probe-interval-as-long-as-website-down-for": (
+        {"prometheus_blackbox_scrape_interval": "1m"},
+        "prometheus_blackbox_scrape_interval",
+        "so that one failed probe never fires WebsiteDown (got 1m and 1m)",
+    ),
+    "probes-at-a-scrape-interval-longer-than-website-down-for": (
+        {"prometheus_scrape_interval": "2m"},
+        "prometheus_scrape_interval",
+        "must be shorter than prometheus_alert_website_down_for",
+    ),
+    # The group's shortest `for` is HighRequestRate's here.
+    "web-evaluation-interval-above-a-for-of-its-group": (
+        {
+            "prometheus_alert_web_evaluation_interval": "90s",
+            "prometheus_alert_website_down_for": "2m",
+            "prometheus_alert_backend_down_for": "2m",
+        },
+        "prometheus_alert_web_evaluation_interval",
+        "the web alerts (rule group lookout-web), prometheus_alert_high_request_rate_for (got 90s and 1m)",
+    ),
+    "web-alerts-at-a-global-evaluation-interval-above-their-for": (
+        {"prometheus_evaluation_interval": "5m"},
+        "prometheus_evaluation_interval",
+        "prometheus_alert_website_down_for (got 5m and 1m)",
+    ),
     "cluster-size-zero": (
         {"prometheus_alert_alertmanager_cluster_size": 0},
         "prometheus_alert_alertmanager_cluster_size",
@@ -84,6 +111,7 @@ GOOD = {
     "prometheus_alert_drop_labels": ["replica"],
     "prometheus_remote_write_drop_labels": ["replica", "__tmp_replica"],
     "prometheus_blackbox_scrape_interval": "5s",
+    "prometheus_alert_web_evaluation_interval": "2s",
     "prometheus_alert_alertmanager_cluster_size": 3,
     "prometheus_alert_tsdb_disk_fill_hours": 6,
 }
@@ -111,26 +139,25 @@ def test_bad_value_is_refused_naming_the_variable(results, case):
     assert outcome.changed == 0
 
 
-SECRETS = yaml.safe_load(
-    (ROOT / "inventories" / "demo" / "group_vars" / "all" / "demo_secrets.yml").read_text()
-)
-
-
 def test_a_retention_size_that_is_not_a_size_names_the_knob(tmp_path):
     """playbooks/preflight.yml with the demo's knobs but lookout_retention_size "80%" (a share of the disk):
     refused before anything changes, naming the role input and the knob."""
-    inventory = {
-        "all": {
-            "vars": {**knobs("demo"), **SECRETS, "lookout_retention_size": "80%"},
-            "children": {"monitoring": {"hosts": {"monitor1": local_host(ansible_host="127.0.0.11")}}},
-        }
-    }
-    outcome = outcomes(
-        ansible_playbook(ROOT / "playbooks" / "preflight.yml", inventory, tmp_path, json_output=True)
-    )
-    assert outcome["monitor1"].changed == 0
-    failure = outcome["monitor1"].failure
+    outcome = demo_monitoring_preflight(tmp_path, lookout_retention_size="80%")
+    assert outcome.changed == 0
+    failure = outcome.failure
     assert "prometheus: prometheus_retention_size (from lookout_retention_size) must be a size" in failure, (
         failure
     )
     assert '(got "80%")' in failure, failure
+
+
+def test_a_probe_interval_as_long_as_website_down_for_names_the_knobs(tmp_path):
+    """playbooks/preflight.yml with the demo's knobs but lookout_probe_scrape_interval as long as
+    lookout_alert_website_down_for: refused before anything changes, naming both inputs and their knobs."""
+    probe = knobs("demo")["lookout_alert_website_down_for"]
+    outcome = demo_monitoring_preflight(tmp_path, lookout_probe_scrape_interval=probe)
+    assert outcome.changed == 0
+    assert (
+        "prometheus: prometheus_blackbox_scrape_interval (from lookout_probe_scrape_interval) must be shorter"
+        " than prometheus_alert_website_down_for (from lookout_alert_website_down_for)"
+    ) in outcome.failure, outcome.failure

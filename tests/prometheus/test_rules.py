@@ -130,7 +130,8 @@ def postgres_job(rule: dict, operator: str) -> str:
 def website_down(rule: dict, hold: int) -> Scenario:
     """The per-host probes (WebHostDown, or WebsiteDown without site URLs), or the site's public URLs,
     labelled as prometheus.yml labels them: a web host's probe keeps the host as `instance`, a site
-    probe's `instance` is its URL."""
+    probe's `instance` is its URL. The rule is one alert per probed target (job, instance): a web host's two
+    failing pages are one alert, two site URLs two."""
     up, down = 4, hold + 4
     job = re.search(r'job="([^"]+)"', rule["expr"]).group(1)
     if job == ROLE_DEFAULTS["prometheus_blackbox_job_name"]:
@@ -149,7 +150,8 @@ def website_down(rule: dict, hold: int) -> Scenario:
         series_selector("probe_success", failing): gauge((up, 1), (down, 0), (8, 1)),
     }
     length = up + down + 8
-    condition = [[(refused, 0.0), (failing, 0.0)] if up <= i < up + down else [] for i in range(length)]
+    targets = [{"job": job, "instance": i} for i in dict.fromkeys((refused["instance"], failing["instance"]))]
+    condition = [[(target, 0.0) for target in targets] if up <= i < up + down else [] for i in range(length)]
     return Scenario(series, condition)
 
 
@@ -1033,7 +1035,15 @@ def test_database_rules_follow_their_inputs(rendered):
     assert "8d" in restore["annotations"]["description"]
 
 
-PER_HOST_PROBE = 'probe_http_status_code{job="blackbox-http"} == 0 or probe_success{job="blackbox-http"} == 0'
+def _probe_failing(job: str) -> str:
+    """Any probe of a target (job, instance) failing, one series per target."""
+    return (
+        f'min by (job, instance) (probe_http_status_code{{job="{job}"}}) == 0 '
+        f'or min by (job, instance) (probe_success{{job="{job}"}}) == 0'
+    )
+
+
+PER_HOST_PROBE = _probe_failing("blackbox-http")
 
 
 @pytest.mark.parametrize("variant", [v for v in VARIANTS if v not in SITE_VARIANTS])
@@ -1042,8 +1052,7 @@ def test_without_site_urls_website_down_stays_on_the_web_hosts(rendered, variant
     assert rule["expr"] == PER_HOST_PROBE
     assert rule["labels"] == {"severity": "critical"}
     assert rule["annotations"]["description"] == (
-        "The blackbox probe of {{ $labels.url }} on {{ $labels.instance }} has failed for "
-        f"{rule['for']}."
+        f"A blackbox probe of {{{{ $labels.instance }}}} (/, /health) has failed for {rule['for']}."
     )
 
 
@@ -1051,9 +1060,7 @@ def test_with_site_urls_website_down_pages_on_the_public_url_and_web_hosts_warn(
     behind = rendered[FRONTEND].rules
     alone = rendered["production"].rules
     site_job = f"{FRONTEND.split('+')[0]}-site"
-    assert behind["WebsiteDown"]["expr"] == (
-        f'probe_http_status_code{{job="{site_job}"}} == 0 or probe_success{{job="{site_job}"}} == 0'
-    )
+    assert behind["WebsiteDown"]["expr"] == _probe_failing(site_job)
     assert behind["WebsiteDown"]["labels"] == {"severity": "critical"}
     # What WebsiteDown checked without a frontend, now a warning with the same `for`.
     assert behind["WebHostDown"]["expr"] == alone["WebsiteDown"]["expr"] == PER_HOST_PROBE
@@ -1064,6 +1071,44 @@ def test_with_site_urls_website_down_pages_on_the_public_url_and_web_hosts_warn(
     assert [c["targets"] for c in site[0]["static_configs"]] == [
         [f"https://{rendered[FRONTEND].knobs['lookout_public_name']}/health"]
     ]
+
+
+@pytest.mark.parametrize("variant", [DEFAULTS, "production", FRONTEND])
+def test_a_web_hosts_pages_failing_at_different_evaluations_are_one_alert(rendered, variant, tmp_path):
+    """/ fails first, /health two evaluations later, / recovers before /health: one alert per web host (one
+    Slack message), pending from the first failure, firing `for` after it while any page fails, and gone
+    when the last recovers. A split alert would reach Alertmanager twice, at different evaluations."""
+    alert = "WebHostDown" if variant in SITE_VARIANTS else "WebsiteDown"
+    rule = rendered[variant].rules[alert]
+    hold = seconds(rule["for"]) // STEP
+    page = {"job": "blackbox-http", "instance": WEB}
+    root, health = {**page, "url": f"http://{WEB}/"}, {**page, "url": f"http://{WEB}/health"}
+    up, late, down = 4, 2, hold + 4
+    length = up + late + down + 8
+    root_ok = gauge((up, 1), (late + down - 1, 0), (length - up - late - down + 1, 1))
+    health_ok = gauge((up + late, 1), (down, 0), (length - up - late - down, 1))
+    series = {}
+    for labels, ok in ((root, root_ok), (health, health_ok)):
+        series[series_selector("probe_success", labels)] = ok
+        series[series_selector("probe_http_status_code", labels)] = [200 if v else 0 for v in ok]
+    condition = [[(page, 0.0)] if not (root_ok[i] and health_ok[i]) else [] for i in range(length)]
+    _check_scenario(rendered[variant], variant, alert, Scenario(series, condition), tmp_path)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_web_alerts_group_is_evaluated_at_the_environments_interval(rendered, env):
+    """The group of WebsiteDown and the other web alerts carries its own interval (the knob); the other
+    groups keep the global evaluation interval of prometheus.yml."""
+    groups = yaml.safe_load(rendered[env].rules_file.read_text())["groups"]
+    web = [g for g in groups if g["name"] == "lookout-web"]
+    assert len(web) == 1 and "WebsiteDown" in [r.get("alert") for r in web[0]["rules"]]
+    assert web[0]["interval"] == rendered[env].knobs["lookout_alert_web_evaluation_interval"]
+    assert [g["name"] for g in groups if "interval" in g] == ["lookout-web"]
+
+
+def test_without_the_input_the_web_alerts_group_takes_the_global_interval(rendered):
+    groups = yaml.safe_load(rendered[DEFAULTS].rules_file.read_text())["groups"]
+    assert [g["name"] for g in groups if "interval" in g] == []
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

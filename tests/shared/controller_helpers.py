@@ -147,6 +147,22 @@ def role_preflight_cases(role: str, workdir: Path, cases: dict[str, dict]) -> di
     return outcomes(ansible_playbook(play, {"all": {"hosts": hosts}}, workdir, json_output=True))
 
 
+def demo_monitoring_preflight(workdir: Path, **knob_overrides) -> Outcome:
+    """playbooks/preflight.yml for one monitoring host with the demo's knobs and plain secrets, these knobs
+    changed: the host's outcome (its messages name the role input and the knob it is wired from)."""
+    secrets = yaml.safe_load(
+        (ROOT / "inventories" / "demo" / "group_vars" / "all" / "demo_secrets.yml").read_text()
+    )
+    inventory = {
+        "all": {
+            "vars": {**knobs("demo"), **secrets, **knob_overrides},
+            "children": {"monitoring": {"hosts": {"monitor1": local_host(ansible_host="127.0.0.11")}}},
+        }
+    }
+    run = ansible_playbook(ROOT / "playbooks" / "preflight.yml", inventory, workdir, json_output=True)
+    return outcomes(run)["monitor1"]
+
+
 def prometheus_live_inputs(config_dir: Path, port: int) -> dict:
     """The prometheus role's render entry writing into config_dir, for a live server on 127.0.0.1:port that
     scrapes and evaluates every second."""
