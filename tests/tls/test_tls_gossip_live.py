@@ -92,6 +92,7 @@ def _host(name: str, work: Path, ca: str) -> dict:
         alertmanager_cluster_members=list(MEMBERS),
         alertmanager_cluster_listen_address="127.0.0.1:9094",
         alertmanager_cluster_tls_enabled=True,
+        alertmanager_cluster_peer_timeout="15s",
         alertmanager_tls_enabled=True,
         __alertmanager_cluster_advertise_ip="127.0.0.1",
         alertmanager_tls_names=[name],
