@@ -1,8 +1,9 @@
 """Helpers every controller-side test folder shares: the repository root, the environments and their knobs,
 controller tools, ansible-playbook run on the controller against a JSON inventory (no hosts), and an HTTP
-GET with optional basic auth for the live servers the tests start on 127.0.0.1."""
+GET with optional basic auth for the live servers the tests start on 127.0.0.1; self-signed certificates."""
 
 import base64
+import datetime
 import json
 import os
 import shutil
@@ -15,6 +16,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = ("demo", "development", "testing", "production")
@@ -202,3 +207,25 @@ def wait_for(condition, timeout: float):
             return result
         time.sleep(0.25)
     return condition()
+
+
+def self_signed_pem(days_from: int, days_to: int, name: str = "monitor1") -> tuple[str, str]:
+    """A self-signed certificate valid from/to these days relative to now, and its key (PEM)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now + datetime.timedelta(days=days_from))
+        .not_valid_after(now + datetime.timedelta(days=days_to))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return certificate.public_bytes(serialization.Encoding.PEM).decode(), key_pem

@@ -7,14 +7,8 @@ metrics endpoint names its inputs haproxy_metrics_tls_*. The TLS switches that d
 alone, naming both: HAProxy's backend TLS without its metrics TLS (whose CA verifies the servers) or with a
 server named by an IP address, Alertmanager's gossip TLS without its TLS."""
 
-import datetime
-
 import pytest
-from controller_helpers import role_preflight_cases
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from controller_helpers import role_preflight_cases, self_signed_pem
 
 ROLES = (
     "prometheus",
@@ -48,31 +42,9 @@ REQUIRED = {
 }
 
 
-def _pem_pair(days_from: int, days_to: int) -> tuple[str, str]:
-    """A self-signed certificate valid from/to these days relative to now, and its key (PEM)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "monitor1")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now + datetime.timedelta(days=days_from))
-        .not_valid_after(now + datetime.timedelta(days=days_to))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("monitor1")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return certificate.public_bytes(serialization.Encoding.PEM).decode(), key_pem
-
-
-VALID = _pem_pair(-1, 30)
-EXPIRED = _pem_pair(-30, -1)
-OTHER = _pem_pair(-1, 30)
+VALID = self_signed_pem(-1, 30)
+EXPIRED = self_signed_pem(-30, -1)
+OTHER = self_signed_pem(-1, 30)
 
 
 def _cases(role: str) -> dict[str, tuple[dict, str]]:

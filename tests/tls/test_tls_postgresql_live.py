@@ -8,7 +8,6 @@ role's):
   connects over TLS 1.2 or later;
 - a client trusting another CA fails verification, and one without TLS is refused: the check is real."""
 
-import datetime
 import json
 import os
 import pwd
@@ -19,11 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from controller_helpers import ROOT, ansible_playbook, free_port, local_host
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from controller_helpers import ROOT, ansible_playbook, free_port, local_host, self_signed_pem
 
 SERVER_ROOT = Path("/usr/lib/postgresql")
 ROLE = ROOT / "roles" / "postgresql"
@@ -59,25 +54,6 @@ PLAY = [
         ],
     }
 ]
-
-
-def _other_ca(path: Path) -> None:
-    """A CA certificate that signed nothing of this server's."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "another CA")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +151,7 @@ def test_a_client_verifying_against_the_ca_connects_over_tls(server):
 
 def test_a_client_trusting_another_ca_fails_verification(server):
     other = server["work"] / "other-ca.crt"
-    _other_ca(other)
+    other.write_text(self_signed_pem(-1, 30, "another CA")[0])
     result = _psql(server, "verify-full", other)
     assert result.returncode != 0
     assert "certificate verify failed" in result.stderr
