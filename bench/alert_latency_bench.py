@@ -72,6 +72,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
+from bench_ansible import ansible_environ, find_ansible_playbook
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS = "/usr/bin/prometheus"
@@ -400,22 +401,10 @@ class Stack:
         run_dir.mkdir()
         (run_dir / "render.yml").write_text(yaml.safe_dump(PLAYBOOK, sort_keys=False))
         (run_dir / "inventory.json").write_text(json.dumps(inventory))
-        ansible_playbook = shutil.which(
-            "ansible-playbook", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-        )
-        if not ansible_playbook:
-            raise SystemExit("ansible-playbook not found: run `scripts/setup.sh venv`")
-        environ = dict(
-            os.environ,
-            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-            ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_LOCAL_TEMP=str(run_dir / ".ansible-tmp"),
-        )
         run = subprocess.run(
-            [ansible_playbook, "-i", "inventory.json", "render.yml"],
+            [find_ansible_playbook(), "-i", "inventory.json", "render.yml"],
             cwd=run_dir,
-            env=environ,
+            env=ansible_environ(run_dir),
             capture_output=True,
             text=True,
             timeout=600,

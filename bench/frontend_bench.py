@@ -58,6 +58,7 @@ from app_bench import (
     run_k6,
     seed,
 )
+from bench_ansible import ansible_environ, find_ansible_playbook
 
 HAPROXY = "/usr/sbin/haproxy"
 START_TIMEOUT = 30
@@ -98,15 +99,6 @@ def production_workers() -> int | None:
     except (OSError, AttributeError, yaml.YAMLError):
         return None
     return workers if isinstance(workers, int) and workers > 0 else None
-
-
-def find_ansible_playbook() -> str:
-    found = shutil.which(
-        "ansible-playbook", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    )
-    if not found:
-        raise SystemExit("ansible-playbook not found: run `scripts/setup.sh venv`")
-    return found
 
 
 class Frontend(Served):
@@ -181,14 +173,7 @@ class Frontend(Served):
         run_dir.mkdir()
         (run_dir / "frontend.yml").write_text(PLAYBOOK)
         (run_dir / "inventory.json").write_text(json.dumps({"all": {"hosts": {"frontend": inputs}}}))
-        environ = dict(
-            os.environ,
-            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-            ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_LOCAL_TEMP=str(run_dir / ".ansible-tmp"),
-            ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.timer",
-        )
+        environ = ansible_environ(run_dir, ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.timer")
         command = [find_ansible_playbook(), "-i", "inventory.json", "frontend.yml"]
         run = subprocess.run(
             command, cwd=run_dir, env=environ, capture_output=True, text=True, timeout=300, check=False
