@@ -37,7 +37,7 @@ collection: ## the roles as the collection lookout.stack: build/collection/looko
 UNIT_WORKERS ?= 2
 
 unit: setup ## pytest: repo-level tests (rules, routes, templates, dashboards) on UNIT_WORKERS workers, then the app's suite
-	pytest -c pytest.ini tests -n $(UNIT_WORKERS) --dist loadfile
+	pytest -c pytest.ini tests -n $(UNIT_WORKERS) --dist loadfile --durations=20
 	cd app && pytest -ra
 
 molecule: setup ## every molecule scenario on local systemd containers (SCENARIOS=... to pick)
