@@ -61,7 +61,7 @@ up() {
   say "creating web1, monitor1, load1 (network $LOOKOUT_TEST_NETWORK)"
   ansible-playbook molecule/_shared/create.yml -e "@$platforms"
   say "starting the local Slack receiver on monitor1"
-  ansible-playbook -i "$inventory" molecule/stack/prepare.yml
+  ansible-playbook -i "$inventory" molecule/_shared/slack_receiver.yml
   say "deploying the demo inventory: ansible-playbook -i $inventory site.yml"
   ansible-playbook -i "$inventory" site.yml
   flock -u 9
