@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from controller_helpers import ROOT, Outcome, role_preflight_cases
+from controller_helpers import PREFLIGHT_REQUIRED, ROOT, Outcome, role_preflight_cases
 
 
 @dataclass(frozen=True)
@@ -19,21 +19,9 @@ class Case:
     shown: str
 
 
-# Per role: the inputs every host needs, unusual but valid values, and the bad cases.
-REQUIRED = {
-    "alertmanager": {
-        "alertmanager_slack_channels": {"critical": "#alerts", "warning": "#warnings"},
-        "alertmanager_slack_api_url": "https://hooks.slack.example.org/services/test",
-    },
-    "grafana": {"grafana_admin_password": "test-admin-password"},
-    "conduit": {"conduit_version": "1.4.0", "conduit_secret_key": "k" * 40},
-    "postgresql": {
-        "postgresql_version": "15",
-        "postgresql_users": [{"name": "conduit", "password": "a-long-enough-password"}],
-        "postgresql_databases": [{"name": "conduit", "owner": "conduit"}],
-        "postgresql_hba_clients": [{"database": "conduit", "user": "conduit", "address": "localhost"}],
-    },
-}
+# Per role: the inputs every host needs (shared with tests/preflight/test_renamed_inputs.py), unusual but
+# valid values, and the bad cases.
+REQUIRED = PREFLIGHT_REQUIRED
 VARIANTS = {
     "prometheus": {
         "prometheus_retention": "1y2w",

@@ -92,6 +92,22 @@ def http_get(
         return 0, b""
 
 
+# The inputs a role's preflight needs on every host (its required inputs), per role that has any.
+PREFLIGHT_REQUIRED = {
+    "alertmanager": {
+        "alertmanager_slack_channels": {"critical": "#alerts", "warning": "#warnings"},
+        "alertmanager_slack_api_url": "https://hooks.slack.example.org/services/test",
+    },
+    "grafana": {"grafana_admin_password": "test-admin-password"},
+    "conduit": {"conduit_version": "1.4.0", "conduit_secret_key": "k" * 40},
+    "postgresql": {
+        "postgresql_version": "15",
+        "postgresql_users": [{"name": "conduit", "password": "a-long-enough-password"}],
+        "postgresql_databases": [{"name": "conduit", "owner": "conduit"}],
+        "postgresql_hba_clients": [{"database": "conduit", "user": "conduit", "address": "localhost"}],
+    },
+}
+
 PREFLIGHT_PLAY = """
 - name: Run a role's input checks
   hosts: all

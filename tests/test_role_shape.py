@@ -1,0 +1,225 @@
+"""Every service role has one shape; these tests hold it, so the next role cannot drift (docs/conventions.md,
+"Role shape"). tests/test_role_interfaces.py holds the interface (defaults, argument specs, README).
+
+- Handlers: `Restart <role>` is defined first and registers `__<role>_restarted`; `Reload <role>` (where
+  the role has one) runs only when no restart ran (`__<role>_restarted | default({}) is not changed`);
+  neither runs in check mode (`not ansible_check_mode`, the one check-mode idiom of handlers), and neither
+  reads a result common registered (it describes whichever service common handled last). Another handler
+  acts on something else than the service and says so: `Reload <role> <what>` (PostgreSQL's job units).
+  Every handler a role's task notifies exists.
+- Input names: no `_package_name`, `_archive_local_path` or `_archive_file`; the package a role installs is
+  `<role>_package`; the controller-side archive is `<role>_archive_src`; the service's user and group are
+  `<role>_system_user` and `<role>_system_group`.
+"""
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+ROLES = sorted(p for p in (ROOT / "roles").glob("*") if (p / "tasks").is_dir() and p.name != "common")
+RETIRED_SUFFIXES = ("_package_name", "_archive_local_path", "_archive_file")
+COMMON = {"common", "lookout.stack.common"}
+
+
+def _load(path: Path):
+    return yaml.safe_load(path.read_text()) if path.is_file() else None
+
+
+def _inputs(role: Path) -> set[str]:
+    names = set(_load(role / "defaults" / "main.yml") or {})
+    for entry in ((_load(role / "meta" / "argument_specs.yml") or {}).get("argument_specs") or {}).values():
+        names |= set((entry or {}).get("options") or {})
+    return names
+
+
+def _handlers(role: Path) -> list[dict]:
+    return _load(role / "handlers" / "main.yml") or []
+
+
+def _tasks(role: Path) -> Iterator[dict]:
+    """Every task of the role's task files, those inside blocks included."""
+
+    def walk(tasks):
+        for task in tasks or []:
+            yield task
+            for part in ("block", "rescue", "always"):
+                yield from walk(task.get(part))
+
+    for path in sorted((role / "tasks").glob("*.yml")):
+        yield from walk(_load(path))
+
+
+def _common_entry_vars(role: Path, entry: str) -> list[dict]:
+    """The vars of each include of one of common's entries."""
+    found = []
+    for task in _tasks(role):
+        include = task.get("ansible.builtin.include_role") or task.get("ansible.builtin.import_role") or {}
+        if include.get("name") in COMMON and include.get("tasks_from") == entry:
+            found.append(task.get("vars") or {})
+    return found
+
+
+def _module_args(role: Path, *modules: str) -> list[dict]:
+    return [task[module] for task in _tasks(role) for module in modules if isinstance(task.get(module), dict)]
+
+
+def _names(value) -> set[str]:
+    """The identifiers inside the Jinja expressions of a value (a string or a list of strings)."""
+    text = " ".join(value) if isinstance(value, list) else str(value)
+    return {
+        name for expr in re.findall(r"{{(.*?)}}", text, re.S) for name in re.findall(r"[A-Za-z_]\w*", expr)
+    }
+
+
+def _when(handler: dict) -> str:
+    when = handler.get("when", "")
+    return " ".join(" and ".join(when).split() if isinstance(when, list) else str(when).split())
+
+
+def _by_name(role: Path) -> dict[str, dict]:
+    return {h["name"]: h for h in _handlers(role)}
+
+
+def test_roles_exist():
+    assert ROLES, "no roles found under roles/"
+
+
+# --- Handlers ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_handlers_are_restart_and_reload_restart_first(role: Path):
+    names = [h.get("name") for h in _handlers(role)]
+    if not names:
+        return
+    restart, reload = f"Restart {role.name}", f"Reload {role.name}"
+    assert names[0] == restart, f"{role.name}: the first handler must be '{restart}', not {names[0]!r}"
+    assert len(names) == len(set(names)), f"{role.name}: handler names repeat: {names}"
+    others = [n for n in names if n not in (restart, reload)]
+    wrong = [n for n in others if not (n or "").startswith(f"Reload {role.name} ")]
+    assert not wrong, (
+        f"{role.name}: handlers are '{restart}', '{reload}' or 'Reload {role.name} <what>': {wrong}"
+    )
+    if reload in names:
+        assert all(names.index(o) > names.index(reload) for o in others), f"{role.name}: {names}"
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_restart_registers_its_result(role: Path):
+    restart = _by_name(role).get(f"Restart {role.name}")
+    if restart is None:
+        return
+    assert restart.get("register") == f"__{role.name}_restarted", (
+        f"{role.name}: 'Restart {role.name}' registers {restart.get('register')}, not __{role.name}_restarted"
+    )
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_reload_runs_only_when_no_restart_ran(role: Path):
+    reload = _by_name(role).get(f"Reload {role.name}")
+    if reload is None:
+        return
+    guard = f"__{role.name}_restarted | default({{}}) is not changed"
+    assert guard in _when(reload), (
+        f"{role.name}: 'Reload {role.name}' needs `when: ... {guard}`: {_when(reload)!r}"
+    )
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_handlers_skip_check_mode_one_way(role: Path):
+    for handler in _handlers(role):
+        when = _when(handler)
+        assert "not ansible_check_mode" in when, (
+            f"{role.name}: '{handler['name']}' runs in check mode: {when!r}"
+        )
+        assert when.count("ansible_check_mode") == when.count("not ansible_check_mode"), (
+            f"{role.name}: '{handler['name']}' tests check mode not as `not ansible_check_mode`: {when!r}"
+        )
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_handlers_read_no_result_common_registered(role: Path):
+    for handler in _handlers(role):
+        names = _names(yaml.safe_dump(handler)) | set(re.findall(r"[A-Za-z_]\w*", _when(handler)))
+        read = sorted(n for n in names if n.startswith("common_"))
+        assert not read, (
+            f"{role.name}: '{handler['name']}' reads {read}; guard with a fact the role's run phase sets"
+        )
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_every_notified_handler_exists(role: Path):
+    notified = set()
+    for task in _tasks(role):
+        notify = task.get("notify", [])
+        common_notify = (task.get("vars") or {}).get("common_notify", [])
+        for value in (notify, common_notify):
+            notified |= {n for n in ([value] if isinstance(value, str) else value) if "{{" not in n}
+    missing = sorted(notified - set(_by_name(role)))
+    assert not missing, f"{role.name}: tasks notify handlers that do not exist: {missing}"
+
+
+# --- Input names -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_no_retired_input_suffix(role: Path):
+    wrong = sorted(n for n in _inputs(role) if n.endswith(RETIRED_SUFFIXES))
+    assert not wrong, f"{role.name}: inputs named the old way ({', '.join(RETIRED_SUFFIXES)}): {wrong}"
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_installed_package_is_role_package(role: Path):
+    """The package names a role installs (common's install_package, apt) come from `<role>_package`."""
+    names = [v.get("common_packages", []) for v in _common_entry_vars(role, "install_package")]
+    names += [
+        a["name"]
+        for a in _module_args(role, "ansible.builtin.apt", "apt", "ansible.builtin.package")
+        if "name" in a
+    ]
+    if not names:
+        return
+    inputs, package = _inputs(role), f"{role.name}_package"
+    used = set().union(*(_names(n) for n in names)) & inputs
+    assert package in inputs and package in used, (
+        f"{role.name}: the package it installs must be the input {package}"
+    )
+    extra = sorted(used - {package, f"{role.name}_version"})
+    assert not extra, f"{role.name}: package names from inputs other than {package}: {extra}"
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_local_archive_is_role_archive_src(role: Path):
+    """A role that downloads an archive takes a controller-side one as `<role>_archive_src`, and hands that
+    to common's install_archive."""
+    inputs, src = _inputs(role), f"{role.name}_archive_src"
+    if f"{role.name}_archive_url" in inputs:
+        assert src in inputs, f"{role.name}: has {role.name}_archive_url, so its local archive input is {src}"
+    for entry in _common_entry_vars(role, "install_archive"):
+        used = _names(entry.get("common_archive_src", "")) & inputs
+        assert used == {src}, f"{role.name}: common_archive_src must be {src}, not {sorted(used)}"
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_service_user_is_role_system_user(role: Path):
+    """The user and group a service runs as (common's user and unit entries, a unit template's User= and
+    Group=): the inputs `<role>_system_user` and `<role>_system_group`, where they are inputs at all."""
+    inputs = _inputs(role)
+    expected = {"user": f"{role.name}_system_user", "group": f"{role.name}_system_group"}
+    found: dict[str, set[str]] = {"user": set(), "group": set()}
+    for entry, prefix in (("user", "common_"), ("unit", "common_unit_")):
+        for entry_vars in _common_entry_vars(role, entry):
+            for kind in found:
+                found[kind] |= _names(entry_vars.get(prefix + kind, ""))
+    for template in (role / "templates").glob("*.j2"):
+        for kind, line in re.findall(r"(?m)^(User|Group)=(.*)$", template.read_text()):
+            found[kind.lower()] |= _names(line)
+    for kind, names in found.items():
+        wrong = sorted((names & inputs) - {expected[kind]})
+        assert not wrong, f"{role.name}: the service's {kind} input is {expected[kind]}, not {wrong}"
+        if names & inputs:
+            assert expected[kind] in inputs, f"{role.name}: no input {expected[kind]}"
