@@ -44,6 +44,7 @@ PLUGINS = {
     "plugins/filter/web_config.py",
     "plugins/filter/firewall.py",
     "plugins/modules/common_files.py",
+    "plugins/modules/common_certificate_state.py",
 }
 
 CONVERGE = """
