@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# Deployment-speed benchmark of the monitoring roles, comparable with /work/shared/ANCHOR_BENCH.md: the four
-# services on ONE fresh Debian 12 systemd container (the flags of WORLD.md), connection
-# community.docker.docker, pipelining on. Per fresh container: `--check` on the fresh host, first converge,
-# unchanged re-run, `--check --diff` on the converged host; then the units' `systemd-analyze security`
-# exposure and the configuration files' modes. Wall clock of ansible-playbook.
+# Deployment-speed benchmark of the monitoring roles against the anchor (/work/shared/ANCHOR_BENCH.md): the
+# four services on ONE fresh Debian 12 systemd container (the flags of WORLD.md), connection
+# community.docker.docker, pipelining on. Each round takes one fresh container for lookout
+# (monitoring_bench.yml) and one for the anchor, the prometheus.prometheus collection (anchor_bench.yml),
+# alternating which goes first; per container: `--check` on the fresh host, first converge, unchanged
+# re-run, `--check --diff` on the converged host. Wall clock of ansible-playbook and the 1-minute load
+# average before each run; then the medians and the ratios lookout/anchor, and for the last round's hosts
+# the units' `systemd-analyze security` exposure and the configuration files' modes.
 #   bench/monitoring_bench.sh [RUNS] [package|archive] [auth]     (defaults: 3 package, no auth)
-# `auth`: every service behind basic auth (what lookout_auth_enabled does), to measure its cost and check
-# mode on a fresh host with it; afterwards the services must answer 401 without and 200 with credentials.
-# The stand-in web site is then node_exporter (open), not Prometheus' own page (now behind auth).
+# `auth`: every lookout service behind basic auth (what lookout_auth_enabled does), to measure its cost and
+# check mode on a fresh host with it; afterwards the services must answer 401 without and 200 with
+# credentials. The stand-in web site is then node_exporter (open), not Prometheus' own page (now behind
+# auth). The anchor's play has no such setting: with `auth` it is skipped.
 # The archive method serves archives built from Debian's packages (molecule/monitoring/files) on loopback.
+# The anchor: LOOKOUT_BENCH_ANCHOR=<dir>, either .../ansible_collections/prometheus/prometheus or a
+# collections path holding it; unset: the collection installed in the venv, if any; `off`: lookout alone.
+# Its binaries come from archives built from Debian's packages (bench/anchor_archives.sh) served on
+# loopback and already in its controller-side cache ("pre-cached", as the anchor was measured);
+# LOOKOUT_BENCH_ANCHOR_CHECKSUMS=1 also makes it fetch and check sha256sums.txt on every run.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-3}
@@ -19,10 +28,10 @@ work=$(mktemp -d /tmp/lookout-bench.XXXXXX)
 keep=${LOOKOUT_BENCH_LOGS:-}  # a directory to keep the ansible-playbook logs in
 export PATH="$here/.venv/bin:$PATH" ANSIBLE_CONFIG="$here/ansible.cfg" ANSIBLE_ROLES_PATH="$here/roles"
 export ANSIBLE_PIPELINING=true ANSIBLE_CALLBACKS_ENABLED=ansible.builtin.timer ANSIBLE_NOCOLOR=1
-containers=() server=""
+containers=() servers=()
 cleanup() {
   [ ${#containers[@]} -eq 0 ] || docker rm -f "${containers[@]}" >/dev/null 2>&1 || true
-  [ -z "$server" ] || kill "$server" 2>/dev/null || true
+  [ ${#servers[@]} -eq 0 ] || kill "${servers[@]}" 2>/dev/null || true
   if [ -n "$keep" ]; then mkdir -p "$keep" && cp "$work"/*.log "$keep"/ 2>/dev/null; fi
   rm -rf "$work"
 }
@@ -46,8 +55,8 @@ elif [ -n "$auth" ]; then
 fi
 if [ "$method" = archive ]; then
   "$here/molecule/monitoring/files/build-archives.sh" "$work/mirror" >/dev/null
-  timeout 3600 python3 -m http.server --bind 127.0.0.1 --directory "$work/mirror" 18481 >/dev/null 2>&1 &
-  server=$!
+  timeout 7200 python3 -m http.server --bind 127.0.0.1 --directory "$work/mirror" 18481 >/dev/null 2>&1 &
+  servers+=($!)
   python3 - "$work/mirror/archives.json" "$work/archive-vars.json" <<'PY'
 import json, sys
 archives = json.load(open(sys.argv[1]))
@@ -60,52 +69,114 @@ PY
   extra+=(-e "@$work/archive-vars.json")
 fi
 
-play() {  # play NAME HOST [ansible-playbook args...] -> prints seconds (FAILED: ...); log in $work/NAME.log
-  local name=$1 host=$2; shift 2
-  local start end
+# The anchor: where it is, and the inputs that point its roles at local archives.
+anchor=${LOOKOUT_BENCH_ANCHOR:-} anchor_why="" anchor_cp="" anchor_version=""
+if [ "$anchor" = off ]; then
+  anchor_why="LOOKOUT_BENCH_ANCHOR=off"
+elif [ "$auth" = auth ]; then
+  anchor_why="'auth' has no counterpart in the anchor's play (bench/anchor_bench.yml)"
+elif [ -z "$anchor" ]; then
+  anchor=$(ansible-galaxy collection list prometheus.prometheus --format json 2>/dev/null | python3 -c '
+import json, sys
+for path, found in json.load(sys.stdin).items():
+    if "prometheus.prometheus" in found:
+        print(path + "/prometheus/prometheus")
+        break' 2>/dev/null) || true
+  [ -n "$anchor" ] || anchor_why="LOOKOUT_BENCH_ANCHOR is unset and the venv has no prometheus.prometheus collection"
+fi
+if [ -z "$anchor_why" ]; then
+  anchor=$(realpath -m "$anchor")
+  if [ -d "$anchor/ansible_collections/prometheus/prometheus/roles" ]; then
+    anchor_cp=$anchor anchor=$anchor/ansible_collections/prometheus/prometheus
+  elif [ -d "$anchor/roles" ] && [[ $anchor == */ansible_collections/prometheus/prometheus ]]; then
+    anchor_cp=${anchor%/ansible_collections/prometheus/prometheus}
+  else
+    anchor_why="$anchor is neither .../ansible_collections/prometheus/prometheus nor a collections path holding it"
+  fi
+fi
+sides=(lookout)
+if [ -n "$anchor_cp" ]; then
+  anchor_version=$(python3 -c '
+import json, os, re, sys
+d = sys.argv[1]
+if os.path.exists(d + "/MANIFEST.json"):
+    print(json.load(open(d + "/MANIFEST.json"))["collection_info"]["version"])
+elif os.path.exists(d + "/galaxy.yml"):
+    print(re.search(r"^version:\s*(\S+)", open(d + "/galaxy.yml").read(), re.M).group(1))
+else:
+    print("unknown")' "$anchor")
+  [[ $anchor_version == 0.30.* ]] || echo "[bench] the anchor is prometheus.prometheus $anchor_version, not 0.30.x" >&2
+  "$here/bench/anchor_archives.sh" "$work/anchor-mirror" >/dev/null
+  timeout 7200 python3 -m http.server --bind 127.0.0.1 --directory "$work/anchor-mirror" 18482 >/dev/null 2>&1 &
+  servers+=($!)
+  python3 - "$work/anchor-mirror" "$work/anchor-vars.json" "${LOOKOUT_BENCH_ANCHOR_CHECKSUMS:-}" <<'PY'
+import json, os, shutil, sys
+mirror, out, checksums = sys.argv[1:]
+inputs = {}
+for role, a in json.load(open(f"{mirror}/archives.json")).items():
+    cache = f"{os.path.dirname(out)}/anchor-cache/{role}/{a['version']}"
+    os.makedirs(cache, exist_ok=True)
+    shutil.copy(f"{mirror}/{a['file']}", cache)  # pre-cached: its download is answered 304 Not Modified
+    inputs |= {f"{role}_version": a["version"], f"{role}_local_cache_path": cache,
+               f"{role}_binary_url": f"http://127.0.0.1:18482/{a['file']}",
+               f"{role}_checksums_url": "http://127.0.0.1:18482/sha256sums.txt" if checksums == "1" else ""}
+json.dump(inputs, open(out, "w"))
+PY
+  sides+=(anchor)
+  echo "[bench] anchor: prometheus.prometheus $anchor_version at $anchor" >&2
+else
+  echo "[bench] anchor skipped: $anchor_why; lookout alone" >&2
+fi
+
+play() {  # play SIDE NAME HOST [ansible-playbook args...] -> table cell; log in $work/NAME.log, a line in results
+  local side=$1 name=$2 host=$3; shift 3
+  local load start end seconds status=ok cell
+  load=$(cut -d' ' -f1 /proc/loadavg)
   start=$(date +%s.%N)
-  if ! ansible-playbook -i "$host," -c community.docker.docker "${extra[@]}" "$@" \
-      "$here/bench/monitoring_bench.yml" >"$work/$name.log" 2>&1; then
-    echo "[bench] $name failed; end of its log:" >&2; grep -E 'fatal|ERROR' -A3 "$work/$name.log" | head -20 >&2
-    printf 'FAILED (%s)' "$(grep -Eo 'Origin: [^ ]+' "$work/$name.log" | head -1 | sed 's|.*/roles/||')"
-    return 0
+  if [ "$side" = lookout ]; then
+    ansible-playbook -i "$host," -c community.docker.docker "${extra[@]}" "$@" \
+      "$here/bench/monitoring_bench.yml" >"$work/$name.log" 2>&1 || status=failed
+  else
+    ANSIBLE_COLLECTIONS_PATH="$anchor_cp:$here/collections" \
+      ansible-playbook -i "$host," -c community.docker.docker -e "@$work/anchor-vars.json" "$@" \
+      "$here/bench/anchor_bench.yml" >"$work/$name.log" 2>&1 || status=failed
   fi
   end=$(date +%s.%N)
-  printf '%.1f s' "$(echo "$end - $start" | bc)"
+  seconds=$(printf '%.1f' "$(echo "$end - $start" | bc)")
+  cell="$seconds s"
+  if [ $status = failed ]; then
+    echo "[bench] $name failed; end of its log:" >&2; grep -E 'fatal|ERROR' -A3 "$work/$name.log" | head -20 >&2
+    cell="FAILED after $seconds s"
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\n' "$side" "${name%-*}" "$seconds" "$status" "$load" >>"$work/results.tsv"
+  printf '%s, load %s' "$cell" "$load"
 }
 changed() { grep -Eo 'changed=[0-9]+' "$work/$1.log" | head -1 | cut -d= -f2; }
-
-printf '| run | check (fresh) | converge | re-run | changed | check --diff (converged) | changed |\n|---|---|---|---|---|---|---|\n'
-for i in $(seq 1 "$runs"); do
-  host=lookout-bench-mon-$i
-  docker rm -f "$host" >/dev/null 2>&1 || true
-  docker run -d --name "$host" --hostname "$host" --label lookout.bench=true \
+start_container() {  # start_container NAME: a fresh Debian 12 systemd container
+  docker rm -f "$1" >/dev/null 2>&1 || true
+  docker run -d --name "$1" --hostname "$1" --label lookout.bench=true \
     --cap-add SYS_ADMIN --cap-add NET_ADMIN --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
     --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /run/lock --tmpfs /tmp \
     "$image" /lib/systemd/systemd >/dev/null
-  containers+=("$host")
-  docker exec "$host" systemctl is-system-running --wait >/dev/null 2>&1 || true
-  fresh=$(play "check-fresh-$i" "$host" --check)
-  converge=$(play "converge-$i" "$host")
-  rerun=$(play "rerun-$i" "$host")
-  check=$(play "check-converged-$i" "$host" --check --diff)
-  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$i" "$fresh" "$converge" "$rerun" "$(changed "rerun-$i")" \
-    "$check" "$(changed "check-converged-$i")"
-  last=$host
-done
+  containers+=("$1")
+  docker exec "$1" systemctl is-system-running --wait >/dev/null 2>&1 || true
+}
 
-echo
-echo "Exposure (systemd-analyze security) and file modes on the last host:"
-for unit in prometheus prometheus-node-exporter prometheus-blackbox-exporter alertmanager; do
-  docker exec "$last" systemd-analyze security --no-pager "$unit" | tail -1 | sed 's/^→ /  /'
-done
-docker exec "$last" stat -c '  %a %U:%G %n' /etc/prometheus/prometheus.yml /etc/prometheus/lookout.rules.yml \
-  /etc/prometheus/blackbox.yml /etc/alertmanager/alertmanager.yml /etc/alertmanager/slack_api_url
-docker exec "$last" sh -c 'ps -o rss=,comm= -C prometheus,prometheus-node,prometheus-blac,prometheus-aler,alertmanager,node_exporter,blackbox_export' \
-  | awk '{s+=$1; print "  " $2 " " int($1/1024) " MiB"} END {print "  total " int(s/1024) " MiB"}'
-docker exec "$last" ss -ltnp | awk 'NR>1 {print "  listening " $4}'
-if [ "$auth" = auth ]; then
-  docker exec -i "$last" python3 - "$bench_password" <<'PY'
+lookout_state() {  # lookout_state HOST: exposure, file modes, RSS, sockets (and the auth checks)
+  local last=$1 active
+  echo "lookout (last round's host): exposure (systemd-analyze security), file modes, RSS, listening"
+  for unit in prometheus prometheus-node-exporter prometheus-blackbox-exporter alertmanager; do
+    docker exec "$last" systemd-analyze security --no-pager "$unit" | tail -1 | sed 's/^→ /  /'
+    active=$(docker exec "$last" systemctl is-active "$unit" || true)
+    [ "$active" = active ] || { echo "  $unit is $active:"; docker exec "$last" journalctl -u "$unit" -n 5 --no-pager | sed 's/^/    /'; }
+  done
+  docker exec "$last" stat -c '  %a %U:%G %n' /etc/prometheus/prometheus.yml /etc/prometheus/lookout.rules.yml \
+    /etc/prometheus/blackbox.yml /etc/alertmanager/alertmanager.yml /etc/alertmanager/slack_api_url
+  docker exec "$last" sh -c 'ps -o rss=,comm= -C prometheus,prometheus-node,prometheus-blac,prometheus-aler,alertmanager,node_exporter,blackbox_export' \
+    | awk '{s+=$1; print "  " $2 " " int($1/1024) " MiB"} END {print "  total " int(s/1024) " MiB"}'
+  docker exec "$last" ss -ltnp | awk 'NR>1 {print "  listening " $4}'
+  if [ "$auth" = auth ]; then
+    docker exec -i "$last" python3 - "$bench_password" <<'PY'
 import base64, json, sys, urllib.error, urllib.request
 def get(url, password=None):
     request = urllib.request.Request(url)
@@ -125,4 +196,80 @@ for t in targets:
     if t["health"] != "up":
         print(f"  not up: {t['scrapeUrl']} {t['health']} {t['lastError']!r}")
 PY
-fi
+  fi
+}
+anchor_state() {  # anchor_state HOST: the same for the anchor's units and files
+  local last=$1 active
+  echo "anchor (last round's host): exposure (systemd-analyze security), file modes, RSS, listening"
+  for unit in prometheus node_exporter blackbox_exporter alertmanager; do
+    docker exec "$last" systemd-analyze security --no-pager "$unit" | tail -1 | sed 's/^→ /  /'
+    active=$(docker exec "$last" systemctl is-active "$unit" || true)
+    [ "$active" = active ] || { echo "  $unit is $active:"; docker exec "$last" journalctl -u "$unit" -n 5 --no-pager | sed 's/^/    /'; }
+  done
+  docker exec "$last" stat -c '  %a %U:%G %n' /etc/prometheus/prometheus.yml /etc/blackbox_exporter/blackbox_exporter.yml \
+    /etc/alertmanager/alertmanager.yml 2>/dev/null || true
+  docker exec "$last" sh -c 'ps -o rss=,comm= -C prometheus,node_exporter,blackbox_export,alertmanager' \
+    | awk '{s+=$1; print "  " $2 " " int($1/1024) " MiB"} END {print "  total " int(s/1024) " MiB"}'
+  docker exec "$last" ss -ltnp | awk 'NR>1 {print "  listening " $4}'
+}
+
+echo "Wall clock of ansible-playbook, 1-minute load average before the run; changed= of the re-run and of check --diff"
+printf '| round | side | check (fresh) | converge | re-run | changed | check --diff (converged) | changed |\n'
+printf '|---|---|---|---|---|---|---|---|\n'
+for i in $(seq 1 "$runs"); do
+  order=("${sides[@]}")
+  if [ ${#sides[@]} -eq 2 ] && [ $((i % 2)) -eq 0 ]; then order=(anchor lookout); fi
+  for side in "${order[@]}"; do
+    if [ "$side" = lookout ]; then host=lookout-bench-mon-$i; else host=lookout-bench-anchor-$i; fi
+    start_container "$host"
+    fresh=$(play "$side" "$side-check-fresh-$i" "$host" --check)
+    converge=$(play "$side" "$side-converge-$i" "$host")
+    rerun=$(play "$side" "$side-rerun-$i" "$host")
+    check=$(play "$side" "$side-check-converged-$i" "$host" --check --diff)
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$i" "$side" "$fresh" "$converge" "$rerun" \
+      "$(changed "$side-rerun-$i")" "$check" "$(changed "$side-check-converged-$i")"
+    if [ "$i" -eq "$runs" ]; then "${side}_state" "$host" >"$work/$side-state.txt" 2>&1 || true; fi
+    # The next side runs on a machine without this one's services.
+    docker rm -f "$host" >/dev/null 2>&1 || true
+  done
+done
+
+echo
+python3 - "$work/results.tsv" "${#sides[@]}" "$anchor_why" <<'PY'
+import statistics, sys
+rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
+phases = [("check-fresh", "`--check` on the fresh host", None), ("converge", "first converge", 0.5),
+          ("rerun", "unchanged re-run", 0.25), ("check-converged", "`--check --diff` on the converged host", None)]
+sides = ["lookout", "anchor"] if sys.argv[2] == "2" else ["lookout"]
+def cell(side, phase):
+    runs = [r for r in rows if r[0] == side and r[1] == f"{side}-{phase}"]
+    ok = [float(r[2]) for r in runs if r[3] == "ok"]
+    failed = len(runs) - len(ok)
+    median = statistics.median(ok) if ok else None
+    text = f"{median:.1f} s" if ok else "—"
+    if failed:
+        text += f" ({failed} of {len(runs)} FAILED)"
+    return median, text
+rounds = sum(r[1] == "lookout-converge" for r in rows)
+print(f"Medians over {rounds} round(s), successful runs only")
+head = "| run | " + " | ".join(sides) + (" | lookout/anchor | target |" if len(sides) == 2 else "")
+print(head)
+print("|---" * (head.count("|") - 1) + "|")
+for phase, label, target in phases:
+    cells = [cell(s, phase) for s in sides]
+    line = f"| {label} | " + " | ".join(c[1] for c in cells) + " |"
+    if len(sides) == 2:
+        (lm, _), (am, _) = cells
+        ratio = f"{lm / am:.2f}×" if lm and am else "—"
+        goal = "—"
+        if target is not None:
+            goal = f"≤ {target}×" + ("" if not (lm and am) else (" met" if lm / am <= target else " missed"))
+        line += f" {ratio} | {goal} |"
+    print(line)
+for s in sides:
+    loads = [float(r[4]) for r in rows if r[0] == s]
+    print(f"1-minute load before {s}'s runs: median {statistics.median(loads):.2f}, {min(loads):.2f}–{max(loads):.2f}")
+if len(sides) == 1:
+    print(f"anchor skipped: {sys.argv[3]}")
+PY
+for side in "${sides[@]}"; do echo; cat "$work/$side-state.txt"; done
