@@ -12,10 +12,10 @@
 # check mode on a fresh host with it; afterwards the services must answer 401 without and 200 with
 # credentials. The stand-in web site is then node_exporter (open), not Prometheus' own page (now behind
 # auth). The anchor's play has no such setting: with `auth` it is skipped.
-# The archive method serves archives built from Debian's packages (molecule/monitoring/files) on loopback.
+# The archive method serves archives built from Debian's packages (scripts/build-archives.sh) on loopback.
 # The anchor: LOOKOUT_BENCH_ANCHOR=<dir>, either .../ansible_collections/prometheus/prometheus or a
 # collections path holding it; unset: the collection installed in the venv, if any; `off`: lookout alone.
-# Its binaries come from archives built from Debian's packages (bench/anchor_archives.sh) served on
+# Its binaries come from archives built from Debian's packages (the same scripts/build-archives.sh) served on
 # loopback and already in its controller-side cache ("pre-cached", as the anchor was measured);
 # LOOKOUT_BENCH_ANCHOR_CHECKSUMS=1 also makes it fetch and check sha256sums.txt on every run.
 set -euo pipefail
@@ -54,7 +54,7 @@ elif [ -n "$auth" ]; then
   exit 2
 fi
 if [ "$method" = archive ]; then
-  "$here/molecule/monitoring/files/build-archives.sh" "$work/mirror" >/dev/null
+  "$here/scripts/build-archives.sh" "$work/mirror" >/dev/null
   timeout 7200 python3 -m http.server --bind 127.0.0.1 --directory "$work/mirror" 18481 >/dev/null 2>&1 &
   servers+=($!)
   python3 - "$work/mirror/archives.json" "$work/archive-vars.json" <<'PY'
@@ -106,7 +106,10 @@ elif os.path.exists(d + "/galaxy.yml"):
 else:
     print("unknown")' "$anchor")
   [[ $anchor_version == 0.30.* ]] || echo "[bench] the anchor is prometheus.prometheus $anchor_version, not 0.30.x" >&2
-  "$here/bench/anchor_archives.sh" "$work/anchor-mirror" >/dev/null
+  "$here/scripts/build-archives.sh" "$work/anchor-mirror" prometheus node_exporter blackbox_exporter alertmanager >/dev/null
+  # Debian's Alertmanager reads its default template from this path (upstream's binary compiles it in): each
+  # anchor host gets it before its runs, or its Alertmanager restarts in a loop.
+  tar -xzf "$work"/anchor-mirror/alertmanager-*.linux-amd64.tar.gz -C "$work" --wildcards --strip-components=1 '*/default.tmpl'
   timeout 7200 python3 -m http.server --bind 127.0.0.1 --directory "$work/anchor-mirror" 18482 >/dev/null 2>&1 &
   servers+=($!)
   python3 - "$work/anchor-mirror" "$work/anchor-vars.json" "${LOOKOUT_BENCH_ANCHOR_CHECKSUMS:-}" <<'PY'
@@ -222,6 +225,10 @@ for i in $(seq 1 "$runs"); do
   for side in "${order[@]}"; do
     if [ "$side" = lookout ]; then host=lookout-bench-mon-$i; else host=lookout-bench-anchor-$i; fi
     start_container "$host"
+    if [ "$side" = anchor ]; then
+      docker exec "$host" mkdir -p /usr/share/prometheus/alertmanager
+      docker cp -q "$work/default.tmpl" "$host:/usr/share/prometheus/alertmanager/default.tmpl"
+    fi
     fresh=$(play "$side" "$side-check-fresh-$i" "$host" --check)
     converge=$(play "$side" "$side-converge-$i" "$host")
     rerun=$(play "$side" "$side-rerun-$i" "$host")
