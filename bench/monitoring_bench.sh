@@ -107,9 +107,9 @@ else:
     print("unknown")' "$anchor")
   [[ $anchor_version == 0.30.* ]] || echo "[bench] the anchor is prometheus.prometheus $anchor_version, not 0.30.x" >&2
   "$here/scripts/build-archives.sh" "$work/anchor-mirror" prometheus node_exporter blackbox_exporter alertmanager >/dev/null
-  # Debian's Alertmanager reads its default template from this path (upstream's binary compiles it in): each
-  # anchor host gets it before its runs, or its Alertmanager restarts in a loop.
-  tar -xzf "$work"/anchor-mirror/alertmanager-*.linux-amd64.tar.gz -C "$work" --wildcards --strip-components=1 '*/default.tmpl'
+  # Debian's Alertmanager reads its default templates from /usr/share/prometheus/alertmanager (upstream's
+  # binary compiles them in): each anchor host gets them before its runs, or its Alertmanager restarts in a loop.
+  tar -xzf "$work"/anchor-mirror/alertmanager-*.linux-amd64.tar.gz -C "$work" --wildcards --strip-components=1 '*/templates/*'
   timeout 7200 python3 -m http.server --bind 127.0.0.1 --directory "$work/anchor-mirror" 18482 >/dev/null 2>&1 &
   servers+=($!)
   python3 - "$work/anchor-mirror" "$work/anchor-vars.json" "${LOOKOUT_BENCH_ANCHOR_CHECKSUMS:-}" <<'PY'
@@ -226,8 +226,8 @@ for i in $(seq 1 "$runs"); do
     if [ "$side" = lookout ]; then host=lookout-bench-mon-$i; else host=lookout-bench-anchor-$i; fi
     start_container "$host"
     if [ "$side" = anchor ]; then
-      docker exec "$host" mkdir -p /usr/share/prometheus/alertmanager
-      docker cp -q "$work/default.tmpl" "$host:/usr/share/prometheus/alertmanager/default.tmpl"
+      docker exec "$host" mkdir -p /usr/share/prometheus
+      docker cp -q "$work/templates" "$host:/usr/share/prometheus/alertmanager"
     fi
     fresh=$(play "$side" "$side-check-fresh-$i" "$host" --check)
     converge=$(play "$side" "$side-converge-$i" "$host")

@@ -3,8 +3,9 @@
 # is not. One builder for the monitoring scenario's archive-method test (molecule/monitoring/side_effect.yml)
 # and for the anchor of bench/monitoring_bench.sh. Each archive is <name>-<version>.linux-amd64.tar.gz
 # holding <name>-<version>.linux-amd64/ with the upstream binary names (Debian renames some); Prometheus < 3
-# also carries consoles/ and console_libraries/ (the anchor's role copies them), Alertmanager the
-# default.tmpl Debian's binary reads from /usr/share/prometheus/alertmanager/ (upstream's compiles it in).
+# also carries consoles/ and console_libraries/ (the anchor's role copies them), Alertmanager in templates/
+# the default.tmpl and email.tmpl Debian's binary reads from /usr/share/prometheus/alertmanager/ (upstream's
+# compiles them in).
 # Writes OUT_DIR/archives.json ({"prometheus": {"version": ..., "file": ..., "sha256": ...}, ...}) and
 # OUT_DIR/sha256sums.txt. The .debs are cached in LOOKOUT_DEB_CACHE (default ~/.cache/lookout/debs).
 #   scripts/build-archives.sh OUT_DIR [NAME ...]   (NAME: prometheus node_exporter blackbox_exporter
@@ -25,7 +26,8 @@ declare -A specs=(
   [node_exporter]="prometheus-node-exporter|usr/bin/prometheus-node-exporter:node_exporter"
   [blackbox_exporter]="prometheus-blackbox-exporter|usr/bin/prometheus-blackbox-exporter:blackbox_exporter"
   [alertmanager]="prometheus-alertmanager|usr/bin/prometheus-alertmanager:alertmanager usr/bin/amtool:amtool
-    usr/share/prometheus/alertmanager/default.tmpl:default.tmpl"
+    usr/share/prometheus/alertmanager/default.tmpl:templates/default.tmpl
+    usr/share/prometheus/alertmanager/email.tmpl:templates/email.tmpl"
 )
 
 json="{"
@@ -56,9 +58,9 @@ for name in "${names[@]}"; do
         mkdir -p "$dest" && find "$src" -maxdepth 1 -type f ! -name '*.example' -exec cp -L {} "$dest"/ \;
         gzip -df "$dest"/*.gz 2>/dev/null || true
       elif [ -x "$src" ]; then
-        install -m 0755 "$src" "$dest"
+        install -D -m 0755 "$src" "$dest"
       else
-        install -m 0644 "$src" "$dest"
+        install -D -m 0644 "$src" "$dest"
       fi
     done
     tar -C "$work" --owner=0 --group=0 --mtime=@0 -czf "$archive" "$dir"
