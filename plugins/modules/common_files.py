@@ -20,6 +20,10 @@ description:
     the earlier files (e.g. a configuration naming a rules file). A file that fails its check is never
     moved; the module stops there and fails with the checker's output (C(replaced) lists the files of the
     batch already in place).
+  - An entry may also be a directory (C(state=directory), created with its parents, owner, group and
+    mode) or a path that must not exist (C(state=absent), a file or symbolic link removed). Entries are
+    handled in the order given, so a directory comes before the files in it, and a file no longer in use
+    is removed after the configuration that stopped naming it has replaced the live one.
   - Supports check mode (nothing is written or checked) and diff mode (except for C(secret) files).
 options:
   files:
@@ -29,13 +33,17 @@ options:
     required: true
     suboptions:
       path:
-        description: Absolute path of the file; its directory must exist.
+        description: Absolute path of the file; its directory must exist (or come earlier in the list).
         type: path
         required: true
-      content:
-        description: The file's content.
+      state:
+        description: C(file) (written with C(content)), C(directory) or C(absent).
         type: str
-        required: true
+        choices: [file, directory, absent]
+        default: file
+      content:
+        description: The file's content; required for C(state=file), not allowed otherwise.
+        type: str
       owner:
         description: Owner.
         type: str
@@ -45,9 +53,8 @@ options:
         type: str
         default: root
       mode:
-        description: Octal mode as a string, e.g. C("0640").
+        description: Octal mode as a string, e.g. C("0640"); a directory's default is C("0755").
         type: str
-        default: "0644"
       validate:
         description: Command checking the new content before it is used; C(%s) is the candidate file.
         type: str
@@ -60,7 +67,7 @@ options:
 
 RETURN = r"""
 changed_paths:
-  description: Paths whose content or attributes changed (or would change in check mode).
+  description: Paths created, removed, or whose content or attributes changed (or would, in check mode).
   type: list
   elements: str
   returned: always
@@ -73,10 +80,11 @@ ARGUMENT_SPEC = {
         "required": True,
         "options": {
             "path": {"type": "path", "required": True},
-            "content": {"type": "str", "required": True},
+            "state": {"type": "str", "default": "file", "choices": ["file", "directory", "absent"]},
+            "content": {"type": "str"},
             "owner": {"type": "str", "default": "root"},
             "group": {"type": "str", "default": "root"},
-            "mode": {"type": "str", "default": "0644"},
+            "mode": {"type": "str"},
             "validate": {"type": "str", "default": ""},
             "secret": {"type": "bool", "default": False},
         },
@@ -94,10 +102,59 @@ def _ids(module, spec):
     return None, None
 
 
+def _entry_error(spec):
+    """Why an entry cannot be handled, or None."""
+    if spec["state"] == "file" and spec["content"] is None:
+        return f"{spec['path']}: content is required for a file"
+    if spec["state"] != "file" and spec["content"] is not None:
+        return f"{spec['path']}: content is only for state=file, not state={spec['state']}"
+    if spec["state"] == "absent" and spec["validate"]:
+        return f"{spec['path']}: validate is not for state=absent"
+    return None
+
+
+def _plan_absent(spec):
+    path = spec["path"]
+    if os.path.isdir(path) and not os.path.islink(path):
+        return {"msg": f"{path}: state=absent removes files and links, and this is a directory"}
+    if os.path.lexists(path):
+        return spec, None, None, None, None, True, None
+    return None
+
+
+def _plan_directory(module, spec):
+    mode = int(spec["mode"] or "0755", 8)
+    uid, gid = _ids(module, spec)
+    path = spec["path"]
+    if os.path.lexists(path) and not os.path.isdir(path):
+        return {"msg": f"{path}: should be a directory, and something else is there"}
+    if not os.path.isdir(path):
+        return spec, None, mode, uid, gid, True, None
+    st = os.stat(path)
+    if uid is None or (st.st_mode & 0o7777, st.st_uid, st.st_gid) != (mode, uid, gid):
+        return spec, None, mode, uid, gid, False, None
+    return None
+
+
 def _plan(module, spec):
-    """What must change for one file: None, or (spec, new bytes, mode, uid, gid, content changed, old)."""
+    """What must change for one entry: None, or (spec, new bytes, mode, uid, gid, content changed, old)."""
+    error = _entry_error(spec)
+    if error:
+        module.fail_json(msg=error)
+    if spec["state"] == "absent":
+        plan = _plan_absent(spec)
+    elif spec["state"] == "directory":
+        plan = _plan_directory(module, spec)
+    else:
+        plan = _plan_file(module, spec)
+    if isinstance(plan, dict):
+        module.fail_json(**plan)
+    return plan
+
+
+def _plan_file(module, spec):
     new = spec["content"].encode()
-    mode = int(spec["mode"], 8)
+    mode = int(spec["mode"] or "0644", 8)
     uid, gid = _ids(module, spec)
     old = None
     if os.path.exists(spec["path"]):
@@ -113,6 +170,11 @@ def _plan(module, spec):
 
 def _diff(spec, old):
     hidden = "(secret content not shown)\n"
+    if spec["state"] != "file":
+        before, after = (
+            ("present\n", "absent\n") if spec["state"] == "absent" else ("absent\n", "directory\n")
+        )
+        return {"before_header": spec["path"], "after_header": spec["path"], "before": before, "after": after}
     return {
         "before_header": spec["path"],
         "after_header": spec["path"],
@@ -157,7 +219,12 @@ def main():
 
     replaced = []
     for spec, new, mode, uid, gid, content_changed, _ in plans:
-        if not content_changed:
+        if spec["state"] == "absent":
+            os.unlink(spec["path"])
+            continue
+        if spec["state"] == "directory" and content_changed:
+            os.makedirs(spec["path"], exist_ok=True)
+        if not content_changed or spec["state"] == "directory":
             os.chown(spec["path"], uid, gid)
             os.chmod(spec["path"], mode)
             continue
