@@ -63,7 +63,7 @@ NETWORK = "lookout-scale-bench"
 DEMO = ROOT / "inventories" / "demo"
 TARGET = 2.0  # the largest size's run costs at most this many times the smallest's (issue 17)
 RECAP = re.compile(
-    r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
+    r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
     r"\s+failed=(?P<failed>\d+)",
     re.M,
 )
@@ -96,19 +96,17 @@ def inventory_args(hosts: list[str], work: Path) -> list[str]:
     """-i arguments: the demo inventory, plus the extra web hosts when there are any."""
     if hosts == hosts_for(3):
         return ["-i", str(DEMO)]
-    extra = {
-        "all": {
-            "children": {
-                # One site per web host (SQLite each): the conduit preflight's single-host rule holds.
-                "web": {"hosts": {host: {"conduit_web_hosts": [host]} for host in web_hosts(hosts)}}
-            }
-        }
-    }
     path = work / f"scale-{len(hosts)}.yml"
-    path.write_text(
-        f"# bench/scale_bench.py: the web hosts of the {len(hosts)}-host run, beside inventories/demo.\n"
-        + yaml.safe_dump(extra, sort_keys=False)
-    )
+    lines = [
+        f"# bench/scale_bench.py: the web hosts of the {len(hosts)}-host run, beside inventories/demo.",
+        "# One site per web host (SQLite each): the conduit preflight's one-web-host rule for SQLite holds.",
+        "all:",
+        "  children:",
+        "    web:",
+        "      hosts:",
+    ]
+    lines += [f"        {host}: {{conduit_web_hosts: [{host}]}}" for host in web_hosts(hosts)]
+    path.write_text("\n".join(lines) + "\n")
     return ["-i", str(DEMO), "-i", str(path)]
 
 
@@ -484,10 +482,17 @@ def main() -> int:
     try:
         with molecule_lock(), tempfile.TemporaryDirectory(prefix="lookout-scale-bench-") as tmp:
             wheelhouse = measure(args, Path(tmp), results)
-    except BaseException:
+    except BaseException as error:
         if results:  # what was measured before the interruption or the error
             ratios(results)
             print("\n" + table(results, settings), flush=True)
+        if isinstance(error, KeyboardInterrupt):
+            return 130
+        if isinstance(error, subprocess.CalledProcessError):
+            print(
+                f"[scale] {' '.join(map(str, error.cmd))} failed (exit {error.returncode})", file=sys.stderr
+            )
+            return 2
         raise
     ratios(results)
     report = {
