@@ -14,7 +14,7 @@ SCENARIOS ?= $(filter $(EXISTING_SCENARIOS),$(SCENARIO_ORDER)) $(filter-out $(SC
 MOLECULE_LOCK ?= /tmp/lookout-molecule.lock
 ENV ?= demo
 
-.PHONY: help setup lint collection unit molecule test demo demo-down render clean-hosts bench-monitoring bench-frontend bench-preflight bench-alerts
+.PHONY: help setup lint collection unit molecule test demo demo-down render clean-hosts bench-monitoring bench-frontend bench-preflight bench-alerts bench-scale
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -69,6 +69,15 @@ bench-preflight: ## playbooks/preflight.yml --check on production's hosts and kn
 
 bench-alerts: ## WebsiteDown/HighRequestRate: Slack message after `for` and after recovery, production's knobs, 5 outages (~10 min)
 	scripts/setup.sh venv && scripts/setup.sh tools && python bench/alert_latency_bench.py --json artifacts/bench/alert-latency.json
+
+# The scale bench: host counts (web hosts added to the demo's three); forks, strategy and web hosts per batch
+# when set (bench/README.md: by default the larger of ansible.cfg's forks and the largest size, linear, 1).
+SCALE_SIZES ?= 3 6 12
+
+bench-scale: setup ## site.yml first converge and unchanged re-run on SCALE_SIZES (3 6 12) demo hosts; table, JSON, SVG
+	python bench/scale_bench.py --sizes $(SCALE_SIZES) $(if $(SCALE_FORKS),--forks $(SCALE_FORKS)) \
+	  $(if $(SCALE_STRATEGY),--strategy $(SCALE_STRATEGY)) $(if $(SCALE_SERIAL),--serial $(SCALE_SERIAL)) \
+	  --json artifacts/bench/scale.json --svg artifacts/bench/scale.svg
 
 clean-hosts: ## remove every lookout test container and network left behind
 	scripts/cleanup.sh
