@@ -37,9 +37,10 @@ EXPORTER_CONFIG_DIR = "/etc/prometheus-postgres-exporter"
 @pytest.fixture
 def cluster(host):
     """The lookout cluster as pg_lsclusters lists it: version, port, status, owner, data directory."""
-    for line in host.check_output("pg_lsclusters --no-header").splitlines():
+    # One line per cluster (Ver Cluster Port Status Owner Data directory Log file), under a header line.
+    for line in host.check_output("pg_lsclusters").splitlines():
         version, name, port, status, owner, data_dir = line.split()[:6]
-        if name == CLUSTER:
+        if name == CLUSTER and version[0].isdigit():
             return {"version": version, "port": int(port), "status": status, "owner": owner, "data": data_dir}
     pytest.fail(f"pg_lsclusters lists no cluster {CLUSTER!r}")
 
