@@ -43,6 +43,7 @@ PLUGINS = {
     "plugins/filter/preflight.py",
     "plugins/filter/web_config.py",
     "plugins/filter/firewall.py",
+    "plugins/filter/loopback.py",
     "plugins/modules/common_files.py",
     "plugins/modules/common_certificate_state.py",
 }
