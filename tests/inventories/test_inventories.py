@@ -3,7 +3,7 @@
 - every environment has the three host groups and defines the same knob set (lookout_* in vars.yml,
   vault_* secrets), its secrets vault-encrypted (demo: plain, declared non-secret);
 - every knob the top-level wiring reads is defined in every environment, and the wiring reads none with a
-  default;
+  default; each port is set once, in group_vars/all/ports.yml;
 - top-level group_vars/ never sets a key an inventory sets: playbook group_vars beat inventory
   group_vars, so a collision would silently override the environment;
 - every knob an inventory defines is consumed somewhere, and roles never read knobs directly;
@@ -49,6 +49,7 @@ CONTRACT_SECRETS = {
 KNOB = re.compile(r"\b(?:lookout|vault)_[a-z0-9_]+\b")
 # A knob read with a fallback, e.g. "lookout_conduit_port | default(5566)".
 DEFAULTED_KNOB = re.compile(r"\b((?:lookout|vault)_[a-z0-9_]+)\s*\|\s*default\b")
+PORTS = ROOT_GROUP_VARS / "all" / "ports.yml"
 
 
 def _knobs(env: str) -> dict:
@@ -130,6 +131,26 @@ def test_the_wiring_reads_no_knob_with_a_default():
     assert not defaulted, (
         f"knobs read with | default(...): {defaulted}; define them in every inventory instead"
     )
+
+
+def test_each_port_is_set_once_in_ports_yml():
+    """A port is a number in ports.yml only; elsewhere the wiring reads a variable (another host's through
+    hostvars): no `*_port` input set outside ports.yml but to another variable, no `default(<number>)`."""
+    ports = load_yaml(PORTS)
+    assert ports and all(name.endswith("_port") for name in ports), ports
+    reference = re.compile(r"\{\{ *[a-z_]+ *\}\}")
+    elsewhere = {}
+    numbers = {}
+    for path in sorted(ROOT_GROUP_VARS.rglob("*.yml")):
+        where = str(path.relative_to(ROOT))
+        if path != PORTS:
+            for key, value in load_yaml(path).items():
+                if key.endswith("_port") and not reference.fullmatch(str(value)):
+                    elsewhere[key] = where
+        if found := re.findall(r"default\(\s*[0-9]+\s*\)", path.read_text()):
+            numbers[where] = found
+    assert not elsewhere, f"ports set outside group_vars/all/ports.yml: {elsewhere}"
+    assert not numbers, f"ports defaulted again: {numbers}"
 
 
 def test_secret_keys_cover_the_contract():
