@@ -3,7 +3,7 @@
 - every environment has the three host groups and defines the same knob set (lookout_* in vars.yml,
   vault_* secrets), its secrets vault-encrypted (demo: plain, declared non-secret);
 - every knob the top-level wiring reads is defined in every environment, and the wiring reads none with a
-  default; each port is set once, in group_vars/all/ports.yml;
+  default; each port is set once, in group_vars/all/ports.yml (group_vars/README.md);
 - top-level group_vars/ never sets a key an inventory sets: playbook group_vars beat inventory
   group_vars, so a collision would silently override the environment;
 - every knob an inventory defines is consumed somewhere, and roles never read knobs directly;
