@@ -2,6 +2,8 @@
 
 - every environment has the three host groups and defines the same knob set (lookout_* in vars.yml,
   vault_* secrets), its secrets vault-encrypted (demo: plain, declared non-secret);
+- every knob the top-level wiring reads is defined in every environment, and the wiring reads none with a
+  default; each port is set once, in group_vars/all/ports.yml (group_vars/README.md);
 - top-level group_vars/ never sets a key an inventory sets: playbook group_vars beat inventory
   group_vars, so a collision would silently override the environment;
 - every knob an inventory defines is consumed somewhere, and roles never read knobs directly;
@@ -45,6 +47,9 @@ CONTRACT_SECRETS = {
     "vault_heartbeat_url",
 }
 KNOB = re.compile(r"\b(?:lookout|vault)_[a-z0-9_]+\b")
+# A knob read with a fallback, e.g. "lookout_conduit_port | default(5566)".
+DEFAULTED_KNOB = re.compile(r"\b((?:lookout|vault)_[a-z0-9_]+)\s*\|\s*default\b")
+PORTS = ROOT_GROUP_VARS / "all" / "ports.yml"
 
 
 def _knobs(env: str) -> dict:
@@ -90,6 +95,62 @@ def test_every_env_defines_the_same_knobs(env):
     )
     assert _knobs(env)["lookout_env"] == env
     assert all(k.startswith("lookout_") for k in knobs), "vars.yml holds only lookout_* knobs"
+
+
+def _wiring_reads() -> dict[str, list[str]]:
+    """Every knob the top-level wiring reads -> the files that read it."""
+    reads: dict[str, list[str]] = {}
+    for path in sorted(ROOT_GROUP_VARS.rglob("*.yml")):
+        for name in sorted(set(KNOB.findall(path.read_text()))):
+            reads.setdefault(name, []).append(str(path.relative_to(ROOT)))
+    return reads
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_knob_the_wiring_reads_is_defined_in_every_env(env):
+    """Each environment's group_vars/all (and its vault) defines every knob group_vars/ reads: a knob missing
+    from one environment would fail that environment's run at the first task that needs it."""
+    inventory = INVENTORIES / env
+    defined = set(secret_keys()) if env in VAULTED_ENVS else set()
+    for path in sorted((inventory / "group_vars" / "all").iterdir()):
+        if path.suffix in (".yml", ".yaml") and not is_vault_encrypted(path):
+            defined |= set(load_yaml(path))
+    missing = {name: files for name, files in _wiring_reads().items() if name not in defined}
+    assert not missing, (
+        f"inventories/{env}/group_vars/all does not define {sorted(missing)}, read by {missing}"
+    )
+
+
+def test_the_wiring_reads_no_knob_with_a_default():
+    """Every environment defines every knob (above): a default in the wiring would only hide a missing one."""
+    defaulted = {
+        str(path.relative_to(ROOT)): found
+        for path in sorted(ROOT_GROUP_VARS.rglob("*.yml"))
+        if (found := sorted(set(DEFAULTED_KNOB.findall(path.read_text()))))
+    }
+    assert not defaulted, (
+        f"knobs read with | default(...): {defaulted}; define them in every inventory instead"
+    )
+
+
+def test_each_port_is_set_once_in_ports_yml():
+    """A port is a number in ports.yml only; elsewhere the wiring reads a variable (another host's through
+    hostvars): no `*_port` input set outside ports.yml but to another variable, no `default(<number>)`."""
+    ports = load_yaml(PORTS)
+    assert ports and all(name.endswith("_port") for name in ports), ports
+    reference = re.compile(r"\{\{ *[a-z_]+ *\}\}")
+    elsewhere = {}
+    numbers = {}
+    for path in sorted(ROOT_GROUP_VARS.rglob("*.yml")):
+        where = str(path.relative_to(ROOT))
+        if path != PORTS:
+            for key, value in load_yaml(path).items():
+                if key.endswith("_port") and not reference.fullmatch(str(value)):
+                    elsewhere[key] = where
+        if found := re.findall(r"default\(\s*[0-9]+\s*\)", path.read_text()):
+            numbers[where] = found
+    assert not elsewhere, f"ports set outside group_vars/all/ports.yml: {elsewhere}"
+    assert not numbers, f"ports defaulted again: {numbers}"
 
 
 def test_secret_keys_cover_the_contract():

@@ -68,7 +68,7 @@ PORT_CASES: dict[str, tuple[Host, tuple[str, str, int] | None]] = {
     ),
     "mon-node": (
         Host(("monitoring",), {"node_exporter_port": 9093}),
-        ("node_exporter_port", "alertmanager_web_listen_address", 9093),
+        ("node_exporter_port", "alertmanager_web_listen_port", 9093),
     ),
 }
 CLASHES = [host for host, (_, clash) in PORT_CASES.items() if clash]

@@ -1,6 +1,7 @@
 """Renders the prometheus role's rules and configuration once per test session: with the role defaults,
-and for every environment with its knobs wired by group_vars/all/prometheus.yml (MONITORING_PASSWORD stands in
-for the vault's vault_monitoring_password, which environments with lookout_auth_enabled need).
+and for every environment with its knobs wired by group_vars/all/prometheus.yml and the ports of
+group_vars/all/ports.yml (MONITORING_PASSWORD stands in for the vault's vault_monitoring_password, which
+environments with lookout_auth_enabled need).
 
 FRONTEND is production's knobs wired the same way in an inventory that also has a `frontend` group (the
 wiring then gives site URLs and HAProxy targets) and two `monitoring` hosts (an Alertmanager cluster of two,
@@ -25,6 +26,8 @@ MONITORING_HOSTS = {
 }
 
 MONITORING_PASSWORD = "test-monitoring-password"
+WIRING = ROOT / "group_vars" / "all" / "prometheus.yml"
+PORTS = ROOT / "group_vars" / "all" / "ports.yml"
 
 
 @dataclass(frozen=True)
@@ -48,10 +51,17 @@ class Rendered:
         return yaml.safe_load((self.directory / "prometheus.yml").read_text())
 
 
-def _render_task(hosts: str, vars_files: list[str]) -> dict:
-    return {
-        "name": f"Render the prometheus files of {hosts}",
-        "hosts": hosts,
+def _render_playbook(directory: Path, vars_files: list[str], ports: bool) -> Path:
+    """One play rendering the prometheus files of every host of its inventory. With `ports`, the wiring's
+    ports.yml lies next to the playbook as its group_vars, as playbooks/group_vars links it: the wiring reads
+    other hosts' ports from hostvars, which hold playbook group_vars (and not vars_files)."""
+    directory.mkdir()
+    if ports:
+        (directory / "group_vars" / "all").mkdir(parents=True)
+        (directory / "group_vars" / "all" / "ports.yml").symlink_to(PORTS)
+    play = {
+        "name": "Render the prometheus files",
+        "hosts": "all",
         "gather_facts": False,
         "vars_files": vars_files,
         "tasks": [
@@ -61,35 +71,35 @@ def _render_task(hosts: str, vars_files: list[str]) -> dict:
             }
         ],
     }
+    playbook = directory / "render.yml"
+    playbook.write_text(yaml.safe_dump([play], sort_keys=False))
+    return playbook
 
 
 @pytest.fixture(scope="session")
 def rendered(tmp_path_factory) -> dict[str, Rendered]:
     workdir = tmp_path_factory.mktemp("prometheus-render")
-    playbook = workdir / "render.yml"
-    wiring = str(ROOT / "group_vars" / "all" / "prometheus.yml")
-    playbook.write_text(
-        yaml.safe_dump(
-            [_render_task("defaults", []), _render_task("environments", [wiring])], sort_keys=False
-        )
-    )
     results = {DEFAULTS: Rendered(DEFAULTS, {}, workdir / DEFAULTS)}
     results |= {env: Rendered(env, knobs(env), workdir / env) for env in ENVIRONMENTS}
-    inventory = {
-        "defaults": {"hosts": {DEFAULTS: local_host(prometheus_render_dir=str(workdir / DEFAULTS))}},
-        "environments": {
-            "hosts": {
-                env: local_host(
-                    **r.knobs,
-                    vault_monitoring_password=MONITORING_PASSWORD,
-                    prometheus_render_dir=str(r.directory),
-                )
-                for env, r in results.items()
-                if env != DEFAULTS
-            }
-        },
+
+    defaults = {DEFAULTS: local_host(prometheus_render_dir=str(workdir / DEFAULTS))}
+    playbook = _render_playbook(workdir / "defaults-run", [], ports=False)
+    run = ansible_playbook(playbook, {"all": {"hosts": defaults}}, playbook.parent)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+    wired = _render_playbook(workdir / "wired", [str(WIRING)], ports=True)
+    environments = {
+        env: local_host(
+            **r.knobs,
+            vault_monitoring_password=MONITORING_PASSWORD,
+            prometheus_render_dir=str(r.directory),
+        )
+        for env, r in results.items()
+        if env != DEFAULTS
     }
-    run = ansible_playbook(playbook, {"all": {"children": inventory}}, workdir)
+    environments_dir = workdir / "environments-run"
+    environments_dir.mkdir()
+    run = ansible_playbook(wired, {"all": {"hosts": environments}}, environments_dir)
     assert run.returncode == 0, run.stdout + run.stderr
 
     frontend_dir = workdir / "frontend-run"
@@ -109,7 +119,7 @@ def rendered(tmp_path_factory) -> dict[str, Rendered]:
         "monitoring": {"hosts": MONITORING_HOSTS},
     }
     run = ansible_playbook(
-        playbook, {"all": {"children": frontend_inventory}}, frontend_dir, "--limit", FRONTEND
+        wired, {"all": {"children": frontend_inventory}}, frontend_dir, "--limit", FRONTEND
     )
     assert run.returncode == 0, run.stdout + run.stderr
     return results
