@@ -75,7 +75,7 @@ changed_paths:
 checksums:
   description:
     - The SHA-1 of each file's content, in the order of C(files) (what C(copy) and C(template) return as
-      C(checksum)), also in check mode.
+      C(checksum)), also in check mode; an empty string for a directory or an absent path.
   type: list
   elements: str
   returned: always
@@ -222,7 +222,10 @@ def main():
     result = {
         "changed": bool(plans),
         "changed_paths": [p[0]["path"] for p in plans],
-        "checksums": [hashlib.sha1(spec["content"].encode()).hexdigest() for spec in module.params["files"]],
+        "checksums": [
+            hashlib.sha1(spec["content"].encode()).hexdigest() if spec["state"] == "file" else ""
+            for spec in module.params["files"]
+        ],
     }
     if module._diff:
         result["diff"] = [_diff(p[0], p[6]) for p in plans if p[5]]
