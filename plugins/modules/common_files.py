@@ -2,6 +2,7 @@
 # Copyright: lookout maintainers
 # MIT License
 import grp
+import hashlib
 import os
 import pwd
 import shlex
@@ -68,6 +69,13 @@ options:
 RETURN = r"""
 changed_paths:
   description: Paths created, removed, or whose content or attributes changed (or would, in check mode).
+  type: list
+  elements: str
+  returned: always
+checksums:
+  description:
+    - The SHA-1 of each file's content, in the order of C(files) (what C(copy) and C(template) return as
+      C(checksum)), also in check mode; an empty string for a directory or an absent path.
   type: list
   elements: str
   returned: always
@@ -211,7 +219,14 @@ def _check(module, spec, candidate):
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     plans = [p for p in (_plan(module, spec) for spec in module.params["files"]) if p]
-    result = {"changed": bool(plans), "changed_paths": [p[0]["path"] for p in plans]}
+    result = {
+        "changed": bool(plans),
+        "changed_paths": [p[0]["path"] for p in plans],
+        "checksums": [
+            hashlib.sha1(spec["content"].encode()).hexdigest() if spec["state"] == "file" else ""
+            for spec in module.params["files"]
+        ],
+    }
     if module._diff:
         result["diff"] = [_diff(p[0], p[6]) for p in plans if p[5]]
     if module.check_mode or not plans:

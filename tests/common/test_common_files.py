@@ -1,7 +1,9 @@
 """lookout.stack.common_files, run directly as Ansible runs a module (arguments in a JSON file), into a
 temporary directory: files, directories and absent paths in one call, in order; what an unchanged call
-reports; check mode; and the refusals (content where it does not belong, a directory to remove)."""
+reports; check mode; the checksums; and the refusals (content where it does not belong, a directory to
+remove)."""
 
+import hashlib
 import json
 import os
 import stat
@@ -93,6 +95,19 @@ def test_check_mode_reports_and_changes_nothing(root: Path, tmp_path: Path):
         ("present\n", "absent\n"),
     ]
     assert not (root / "new-dir").exists() and stale.exists()
+
+
+def test_checksums_are_the_files_sha1_in_order_in_check_mode_too(root: Path, tmp_path: Path):
+    """What copy and template return as checksum, for callers that record what they wrote."""
+    entries = [
+        {"path": str(root / "conf.d"), "state": "directory"},
+        {"path": str(root / "a.yml"), "content": "a: 1\n"},
+        {"path": str(root / "gone"), "state": "absent"},
+    ]
+    sha1 = hashlib.sha1(b"a: 1\n").hexdigest()
+    assert run(tmp_path, entries, check=True)["checksums"] == ["", sha1, ""]
+    assert run(tmp_path, entries)["checksums"] == ["", sha1, ""]
+    assert run(tmp_path, entries)["checksums"] == ["", sha1, ""]
 
 
 def test_a_failed_check_stops_before_later_removals(root: Path, tmp_path: Path):

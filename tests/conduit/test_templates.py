@@ -1,6 +1,7 @@
 """The role's templates, rendered by Ansible on the controller with awkward inputs: the environment file
-round-trips any secret through the wrapper's parser, the database password is URL-encoded, the units
-are hardened and listen where told, the gunicorn configuration runs the app's own."""
+round-trips any secret through the wrapper's parser, the database password is URL-encoded, the socket and
+the units (common's template, as unit.yml passes it) are hardened and listen where told, the gunicorn
+configuration runs the app's own."""
 
 import json
 import os
@@ -11,6 +12,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from unit_helpers import render_units
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "conduit"
@@ -83,6 +85,16 @@ def postgresql(tmp_path_factory):
     )
 
 
+@pytest.fixture(scope="module")
+def units(tmp_path_factory) -> Path:
+    """The serving and candidate units as unit.yml writes them, with the role's defaults."""
+    out = tmp_path_factory.mktemp("units")
+    rendered = render_units({"conduit-defaults": ("conduit", {})}, out)["conduit-defaults"]
+    for path, content in rendered.after.items():
+        (out / Path(path).name).write_text(content)
+    return out
+
+
 def test_environment_file_round_trips_the_secret(sqlite):
     env = _environment(sqlite / "conduit.env")
     assert env["SECRET_KEY"] == SECRET
@@ -136,31 +148,40 @@ def test_socket_listens_where_told(sqlite, postgresql):
     assert "ListenStream=[::]:8080\n" in (postgresql / "conduit.socket").read_text()
 
 
-def test_serving_unit_runs_current_behind_the_socket(sqlite):
-    unit = (sqlite / "conduit.service").read_text()
+def test_serving_unit_runs_current_behind_the_socket(units):
+    unit = (units / "conduit.service").read_text()
     assert "Requires=conduit.socket\n" in unit
+    assert "After=conduit.socket\n" in unit
+    assert "Type=notify\nNotifyAccess=main\n" in unit
     assert "ExecStart=/opt/conduit/current/venv/bin/gunicorn --config /etc/conduit/gunicorn.conf.py" in unit
     assert "Environment=CONDUIT_BIND=0.0.0.0:5566\n" in unit
     assert "RuntimeDirectory=conduit\n" in unit
     assert "Environment=PROMETHEUS_MULTIPROC_DIR=%t/conduit/metrics\n" in unit
-    assert "ExecReload=/bin/kill -s HUP $MAINPID\n" in unit
+    assert "WorkingDirectory=%S/conduit\n" in unit
+    assert "ExecReload=/bin/kill -HUP $MAINPID\n" in unit
+    assert "KillMode=mixed\n" in unit
+    assert "TimeoutStopSec=40s\n" in unit
+    assert "Restart=on-failure\n" in unit
+    assert "StartLimitIntervalSec=0\n" in unit
+    assert "LimitNOFILE=" not in unit
     assert "WantedBy=multi-user.target" in unit
 
 
-def test_candidate_unit_runs_the_candidate_on_loopback(sqlite):
-    unit = (sqlite / "conduit-candidate.service").read_text()
+def test_candidate_unit_runs_the_candidate_on_loopback(units):
+    unit = (units / "conduit-candidate.service").read_text()
     assert "Requires=" not in unit
     assert "ExecStart=/opt/conduit/candidate/venv/bin/gunicorn" in unit
     assert "Environment=CONDUIT_BIND=127.0.0.1:5567\n" in unit
     # Its own metrics directory: the app empties the directory when it starts.
     assert "RuntimeDirectory=conduit-candidate\n" in unit
     assert "Restart=no\n" in unit
+    assert "StartLimitIntervalSec" not in unit
     assert "[Install]" not in unit
 
 
 @pytest.mark.parametrize("name", ["conduit.service", "conduit-candidate.service"])
-def test_units_are_hardened(sqlite, name):
-    unit = (sqlite / name).read_text()
+def test_units_are_hardened(units, name):
+    unit = (units / name).read_text()
     for directive in (
         "User=conduit",
         "NoNewPrivileges=yes",
