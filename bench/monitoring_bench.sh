@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Deployment-speed benchmark of the monitoring roles against the anchor (/work/shared/ANCHOR_BENCH.md): the
 # four services on ONE fresh Debian 12 systemd container (the flags of WORLD.md), connection
-# community.docker.docker, pipelining on. Each round takes one fresh container for lookout
-# (monitoring_bench.yml) and one for the anchor, the prometheus.prometheus collection (anchor_bench.yml),
-# alternating which goes first; per container: `--check` on the fresh host, first converge, unchanged
-# re-run, `--check --diff` on the converged host. Wall clock of ansible-playbook and the 1-minute load
-# average before each run; then the medians and the ratios lookout/anchor, and for the last round's hosts
-# the units' `systemd-analyze security` exposure and the configuration files' modes.
+# community.docker.docker or SSH (LOOKOUT_BENCH_CONNECTION below), pipelining on. Each round takes one fresh
+# container for lookout (monitoring_bench.yml) and one for the anchor, the prometheus.prometheus collection
+# (anchor_bench.yml), alternating which goes first; per container: `--check` on the fresh host, first
+# converge, unchanged re-run, `--check --diff` on the converged host. Wall clock of ansible-playbook and the
+# 1-minute load average before each run; then the medians and the ratios lookout/anchor, and for the last
+# round's hosts the units' `systemd-analyze security` exposure and the configuration files' modes.
 #   bench/monitoring_bench.sh [RUNS] [package|archive] [auth]     (defaults: 3 package, no auth)
 # `auth`: every lookout service behind basic auth (what lookout_auth_enabled does), to measure its cost and
 # check mode on a fresh host with it; afterwards the services must answer 401 without and 200 with
@@ -18,16 +18,41 @@
 # Its binaries come from archives built from Debian's packages (the same scripts/build-archives.sh) served on
 # loopback and already in its controller-side cache ("pre-cached", as the anchor was measured);
 # LOOKOUT_BENCH_ANCHOR_CHECKSUMS=1 also makes it fetch and check sha256sums.txt on every run.
+# LOOKOUT_BENCH_CONNECTION=docker (the default): Ansible reaches each container through `docker exec`
+# (community.docker.docker). `ssh`: over SSH, as the stack scenario reaches its hosts (group ssh): each fresh
+# container, lookout's and the anchor's alike, gets its SSH server, the `deploy` user with passwordless sudo
+# and the controller's key from molecule/_shared/ssh_access.yml (molecule's create.yml runs the same
+# playbook), and is reached at its address on Docker's `bridge` network with molecule/_shared/host_vars/
+# ssh.yml (deploy, become, host key checked against the known_hosts that playbook wrote) and this checkout's
+# ansible.cfg (pipelining; Ansible's ssh_args: ControlMaster=auto, ControlPersist=60s). The control sockets
+# live in the run's directory and are closed when their container goes.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-3}
 method=${2:-package}
 auth=${3:-}
 image=${LOOKOUT_BENCH_IMAGE:-lookout/debian:12}
+connection=${LOOKOUT_BENCH_CONNECTION:-docker}
+case $connection in
+  docker) connection_label="community.docker.docker (docker exec per module call)" ;;
+  ssh)
+    ssh_args=${ANSIBLE_SSH_ARGS:-"-C -o ControlMaster=auto -o ControlPersist=60s (Ansible's default)"}
+    connection_label="ssh as deploy with sudo, host keys checked, pipelining, ssh_args $ssh_args"
+    ;;
+  *)
+    echo "[bench] LOOKOUT_BENCH_CONNECTION: 'docker' or 'ssh', not '$connection'" >&2
+    exit 2
+    ;;
+esac
 work=$(mktemp -d /tmp/lookout-bench.XXXXXX)
 keep=${LOOKOUT_BENCH_LOGS:-}  # a directory to keep the ansible-playbook logs in
 export PATH="$here/.venv/bin:$PATH" ANSIBLE_CONFIG="$here/ansible.cfg" ANSIBLE_ROLES_PATH="$here/roles"
 export ANSIBLE_PIPELINING=true ANSIBLE_CALLBACKS_ENABLED=ansible.builtin.timer ANSIBLE_NOCOLOR=1
+if [ "$connection" = ssh ]; then
+  # Where ssh_access.yml keeps the key pair, known_hosts and ssh_config, and where host_vars/ssh.yml reads
+  # them (both name the directory by this variable); the SSH control sockets of this run.
+  export MOLECULE_EPHEMERAL_DIRECTORY=$work ANSIBLE_SSH_CONTROL_PATH_DIR=$work/cp
+fi
 containers=() servers=()
 cleanup() {
   [ ${#containers[@]} -eq 0 ] || docker rm -f "${containers[@]}" >/dev/null 2>&1 || true
@@ -137,11 +162,11 @@ play() {  # play SIDE NAME HOST [ansible-playbook args...] -> table cell; log in
   load=$(cut -d' ' -f1 /proc/loadavg)
   start=$(date +%s.%N)
   if [ "$side" = lookout ]; then
-    ansible-playbook -i "$host," -c community.docker.docker "${extra[@]}" "$@" \
+    ansible-playbook "${target[@]}" "${extra[@]}" "$@" \
       "$here/bench/monitoring_bench.yml" >"$work/$name.log" 2>&1 || status=failed
   else
     ANSIBLE_COLLECTIONS_PATH="$anchor_cp:$here/collections" \
-      ansible-playbook -i "$host," -c community.docker.docker -e "@$work/anchor-vars.json" "$@" \
+      ansible-playbook "${target[@]}" -e "@$work/anchor-vars.json" "$@" \
       "$here/bench/anchor_bench.yml" >"$work/$name.log" 2>&1 || status=failed
   fi
   end=$(date +%s.%N)
@@ -163,6 +188,32 @@ start_container() {  # start_container NAME: a fresh Debian 12 systemd container
     "$image" /lib/systemd/systemd >/dev/null
   containers+=("$1")
   docker exec "$1" systemctl is-system-running --wait >/dev/null 2>&1 || true
+}
+target=()  # the ansible-playbook arguments that reach the current host
+reach() {  # reach HOST: set target for HOST; with ssh, first its SSH server, deploy user and keys
+  if [ "$connection" = docker ]; then
+    target=(-i "$1," -c community.docker.docker)
+    return
+  fi
+  # The stack scenario's way: an inventory whose host_vars link to host_vars/ssh.yml, and
+  # ssh_access.yml given the platform as molecule gives create.yml its own (`groups: [ssh]`).
+  mkdir -p "$work/inventory/host_vars"
+  printf '%s\n' "$1" >"$work/inventory/$1.ini"
+  ln -sfn "$here/molecule/_shared/host_vars/ssh.yml" "$work/inventory/host_vars/$1.yml"
+  printf '{"molecule_yml": {"platforms": [{"name": "%s", "groups": ["ssh"]}]}}\n' "$1" >"$work/ssh-platforms.json"
+  if ! LOOKOUT_TEST_NETWORK=bridge ansible-playbook -i "$work/inventory/$1.ini" -e "@$work/ssh-platforms.json" \
+    "$here/molecule/_shared/ssh_access.yml" >"$work/ssh-access-$1.log" 2>&1; then
+    echo "[bench] SSH access to $1 failed; end of its log:" >&2
+    tail -20 "$work/ssh-access-$1.log" >&2
+    exit 1
+  fi
+  target=(-i "$work/inventory/$1.ini")
+}
+unreach() {  # unreach: close this run's SSH control connections (their host is about to go)
+  local socket
+  for socket in "$work"/cp/*; do
+    if [ -S "$socket" ]; then ssh -o ControlPath="$socket" -O exit bench-host >/dev/null 2>&1 || true; fi
+  done
 }
 
 lookout_state() {  # lookout_state HOST: exposure, file modes, RSS, sockets (and the auth checks)
@@ -216,6 +267,7 @@ anchor_state() {  # anchor_state HOST: the same for the anchor's units and files
   docker exec "$last" ss -ltnp | awk 'NR>1 {print "  listening " $4}'
 }
 
+echo "Connection: $connection_label"
 echo "Wall clock of ansible-playbook, 1-minute load average before the run; changed= of the re-run and of check --diff"
 printf '| round | side | check (fresh) | converge | re-run | changed | check --diff (converged) | changed |\n'
 printf '|---|---|---|---|---|---|---|---|\n'
@@ -229,6 +281,7 @@ for i in $(seq 1 "$runs"); do
       docker exec "$host" mkdir -p /usr/share/prometheus
       docker cp -q "$work/templates" "$host:/usr/share/prometheus/alertmanager"
     fi
+    reach "$host"
     fresh=$(play "$side" "$side-check-fresh-$i" "$host" --check)
     converge=$(play "$side" "$side-converge-$i" "$host")
     rerun=$(play "$side" "$side-rerun-$i" "$host")
@@ -237,12 +290,13 @@ for i in $(seq 1 "$runs"); do
       "$(changed "$side-rerun-$i")" "$check" "$(changed "$side-check-converged-$i")"
     if [ "$i" -eq "$runs" ]; then "${side}_state" "$host" >"$work/$side-state.txt" 2>&1 || true; fi
     # The next side runs on a machine without this one's services.
+    unreach
     docker rm -f "$host" >/dev/null 2>&1 || true
   done
 done
 
 echo
-python3 - "$work/results.tsv" "${#sides[@]}" "$anchor_why" <<'PY'
+python3 - "$work/results.tsv" "${#sides[@]}" "$anchor_why" "$connection_label" <<'PY'
 import statistics, sys
 rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
 phases = [("check-fresh", "`--check` on the fresh host", None), ("converge", "first converge", 0.5),
@@ -258,7 +312,7 @@ def cell(side, phase):
         text += f" ({failed} of {len(runs)} FAILED)"
     return median, text
 rounds = sum(r[1] == "lookout-converge" for r in rows)
-print(f"Medians over {rounds} round(s), successful runs only")
+print(f"Medians over {rounds} round(s), successful runs only; connection {sys.argv[4]}")
 head = "| run | " + " | ".join(sides) + (" | lookout/anchor | target |" if len(sides) == 2 else "")
 print(head)
 print("|---" * (head.count("|") - 1) + "|")
