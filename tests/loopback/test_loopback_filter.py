@@ -80,15 +80,19 @@ ROLES = {
     "alertmanager": (
         "alertmanager_web_listen_address",
         "__alertmanager_ready_url",
-        {"alertmanager_tls_enabled": True, "alertmanager_web_external_url": "https://am.example.org/am/"},
+        {
+            "alertmanager_tls_enabled": True,
+            "alertmanager_web_external_url": "https://am.example.org/am/",
+            "alertmanager_web_listen_port": 9093,
+        },
         {
             address: f"https://{host}:9093/am/-/ready"
             for address, host in {
-                ":9093": "127.0.0.1",
-                "0.0.0.0:9093": "127.0.0.1",
-                "[::]:9093": "127.0.0.1",
-                "192.0.2.5:9093": "192.0.2.5",
-                f"[{V6}]:9093": f"[{V6}]",
+                "": "127.0.0.1",
+                "0.0.0.0": "127.0.0.1",
+                "[::]": "127.0.0.1",
+                "192.0.2.5": "192.0.2.5",
+                f"[{V6}]": f"[{V6}]",
             }.items()
         },
     ),
