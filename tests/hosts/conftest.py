@@ -46,6 +46,11 @@ class Inputs(dict):
     def __missing__(self, name):
         pytest.fail(f"{INPUTS_VARIABLE} has no {name!r}: the verify passes every input this test reads")
 
+    def require(self, flag):
+        """Skips the test, saying why, when the boolean input `flag` is off on this host."""
+        if not self[flag]:
+            pytest.skip(f"{flag} is false on this host")
+
 
 @pytest.fixture(scope="session")
 def inputs():
@@ -64,6 +69,18 @@ def mode_and_owner(host):
         assert found.exists, path
         assert found.mode == mode, f"{path}: {oct(found.mode)}"
         assert (found.user, found.group) == (user, group), path
+
+    return check
+
+
+@pytest.fixture
+def running_and_enabled(host):
+    """Checks that a systemd unit (service or timer) is running and starts at boot."""
+
+    def check(name):
+        unit = host.service(name)
+        assert unit.is_running, name
+        assert unit.is_enabled, name
 
     return check
 

@@ -70,10 +70,8 @@ def test_the_cluster_is_online_on_its_port(inputs, cluster):
     assert cluster["owner"] == SERVER_USER
 
 
-def test_the_server_runs_and_starts_at_boot(host, server_unit):
-    unit = host.service(server_unit)
-    assert unit.is_running
-    assert unit.is_enabled
+def test_the_server_runs_and_starts_at_boot(running_and_enabled, server_unit):
+    running_and_enabled(server_unit)
 
 
 def test_the_server_unit_runs_as_postgres(unit_property, server_unit):
@@ -102,15 +100,13 @@ def test_the_settings_and_the_client_rules_are_the_servers_only(config_dir, name
 
 
 def test_the_tls_key_is_readable_by_the_server_only(inputs, config_dir, mode_and_owner):
-    if not inputs["postgresql_tls_enabled"]:
-        pytest.skip("postgresql_tls_enabled is false on this host")
+    inputs.require("postgresql_tls_enabled")
     mode_and_owner(f"{config_dir}/tls/postgresql.key", 0o640, "root", SERVER_USER)
 
 
 @pytest.mark.parametrize("name", ["postgresql.crt", "postgresql-ca.crt"])
 def test_the_certificate_and_the_ca_are_public_and_root_owned(inputs, config_dir, name, mode_and_owner):
-    if not inputs["postgresql_tls_enabled"]:
-        pytest.skip("postgresql_tls_enabled is false on this host")
+    inputs.require("postgresql_tls_enabled")
     mode_and_owner(f"{config_dir}/tls/{name}", 0o644, "root", "root")
 
 
@@ -122,11 +118,9 @@ def test_the_server_listens_on_loopback_and_its_address_only(inputs, listeners, 
     assert found - expected <= {"::1"}, found
 
 
-def test_the_backup_timers_are_active_and_enabled(host, inputs):
+def test_the_backup_timers_are_active_and_enabled(running_and_enabled, inputs):
     for timer in timers(inputs):
-        unit = host.service(timer)
-        assert unit.is_running, timer
-        assert unit.is_enabled, timer
+        running_and_enabled(timer)
 
 
 @pytest.mark.parametrize("job", JOBS)
@@ -186,10 +180,8 @@ def test_the_exporter_is_installed(host):
     assert host.package(EXPORTER_PACKAGE).is_installed
 
 
-def test_the_exporter_runs_and_starts_at_boot(host):
-    unit = host.service(EXPORTER)
-    assert unit.is_running
-    assert unit.is_enabled
+def test_the_exporter_runs_and_starts_at_boot(running_and_enabled):
+    running_and_enabled(EXPORTER)
 
 
 def test_the_exporters_exposure_is_at_most_the_limit(exposure_within_limit):
@@ -217,13 +209,11 @@ def test_the_exporter_listens_on_every_address(host, inputs):
     ],
 )
 def test_the_exporters_tls_files_modes_and_owners(inputs, name, mode, group, mode_and_owner):
-    if not inputs["postgres_exporter_tls_enabled"]:
-        pytest.skip("postgres_exporter_tls_enabled is false on this host")
+    inputs.require("postgres_exporter_tls_enabled")
     mode_and_owner(f"{EXPORTER_CONFIG_DIR}/{name}", mode, "root", group)
 
 
 def test_the_exporter_reads_its_web_configuration(inputs, unit_property):
-    if not inputs["postgres_exporter_tls_enabled"]:
-        pytest.skip("postgres_exporter_tls_enabled is false on this host")
+    inputs.require("postgres_exporter_tls_enabled")
     command = unit_property(EXPORTER, "ExecStart")
     assert f"--web.config.file={EXPORTER_CONFIG_DIR}/web.yml" in command

@@ -29,10 +29,8 @@ def test_haproxy_is_installed(host):
     assert host.package(PACKAGE).is_installed
 
 
-def test_the_service_runs_and_starts_at_boot(host):
-    unit = host.service(SERVICE)
-    assert unit.is_running
-    assert unit.is_enabled
+def test_the_service_runs_and_starts_at_boot(running_and_enabled):
+    running_and_enabled(SERVICE)
 
 
 def test_the_units_exposure_is_at_most_the_limit(exposure_within_limit):
@@ -73,15 +71,13 @@ def test_the_sites_certificate_is_public_and_root_owned(path, mode_and_owner):
 
 @pytest.mark.parametrize("path", METRICS_PRIVATE)
 def test_the_metrics_key_and_bundle_are_readable_by_the_service_only(inputs, path, mode_and_owner):
-    if not inputs["haproxy_metrics_tls_enabled"]:
-        pytest.skip("haproxy_metrics_tls_enabled is false on this host")
+    inputs.require("haproxy_metrics_tls_enabled")
     mode_and_owner(path, 0o640, "root", SYSTEM_GROUP)
 
 
 @pytest.mark.parametrize("path", METRICS_PUBLIC)
 def test_the_metrics_certificate_and_the_ca_are_public_and_root_owned(inputs, path, mode_and_owner):
-    if not inputs["haproxy_metrics_tls_enabled"]:
-        pytest.skip("haproxy_metrics_tls_enabled is false on this host")
+    inputs.require("haproxy_metrics_tls_enabled")
     mode_and_owner(path, 0o644, "root", "root")
 
 

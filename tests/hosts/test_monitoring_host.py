@@ -31,10 +31,8 @@ PRIVATE_FILES = {
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_the_service_runs_and_starts_at_boot(host, service):
-    unit = host.service(service)
-    assert unit.is_running
-    assert unit.is_enabled
+def test_the_service_runs_and_starts_at_boot(running_and_enabled, service):
+    running_and_enabled(service)
 
 
 @pytest.mark.parametrize("service", SERVICES)

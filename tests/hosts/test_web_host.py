@@ -80,15 +80,13 @@ def test_configuration_and_secrets_are_readable_by_the_service_only(mode_and_own
 
 
 def test_the_tls_key_is_readable_by_the_service_only(inputs, mode_and_owner):
-    if not inputs["conduit_tls_enabled"]:
-        pytest.skip("conduit_tls_enabled is false on this host")
+    inputs.require("conduit_tls_enabled")
     mode_and_owner(TLS_KEY, 0o640, "root", SYSTEM_GROUP)
 
 
 @pytest.mark.parametrize("path", TLS_PUBLIC)
 def test_the_certificate_and_the_ca_are_public_and_root_owned(inputs, mode_and_owner, path):
-    if not inputs["conduit_tls_enabled"]:
-        pytest.skip("conduit_tls_enabled is false on this host")
+    inputs.require("conduit_tls_enabled")
     mode_and_owner(path, 0o644, "root", "root")
 
 
