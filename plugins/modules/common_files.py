@@ -25,6 +25,8 @@ description:
     mode) or a path that must not exist (C(state=absent), a file or symbolic link removed). Entries are
     handled in the order given, so a directory comes before the files in it, and a file no longer in use
     is removed after the configuration that stopped naming it has replaced the live one.
+  - A file with C(force=false) is written only when nothing is at its path; once there, its content is
+    kept whatever C(content) says (a key generated once), and only its owner, group and mode are put right.
   - Supports check mode (nothing is written or checked) and diff mode (except for C(secret) files).
 options:
   files:
@@ -64,6 +66,12 @@ options:
         description: Never show the content in a diff.
         type: bool
         default: false
+      force:
+        description:
+          - C(false) writes the content only when the file does not exist yet, and keeps the content of an
+            existing one (owner, group and mode are still enforced); for C(state=file) only.
+        type: bool
+        default: true
 """
 
 RETURN = r"""
@@ -75,7 +83,8 @@ changed_paths:
 checksums:
   description:
     - The SHA-1 of each file's content, in the order of C(files) (what C(copy) and C(template) return as
-      C(checksum)), also in check mode; an empty string for a directory or an absent path.
+      C(checksum)), also in check mode; an empty string for a directory or an absent path. For a file
+      with C(force=false) that exists, the SHA-1 of the content it keeps.
   type: list
   elements: str
   returned: always
@@ -95,6 +104,7 @@ ARGUMENT_SPEC = {
             "mode": {"type": "str"},
             "validate": {"type": "str", "default": ""},
             "secret": {"type": "bool", "default": False},
+            "force": {"type": "bool", "default": True},
         },
     }
 }
@@ -118,6 +128,8 @@ def _entry_error(spec):
         return f"{spec['path']}: content is only for state=file, not state={spec['state']}"
     if spec["state"] == "absent" and spec["validate"]:
         return f"{spec['path']}: validate is not for state=absent"
+    if spec["state"] != "file" and not spec["force"]:
+        return f"{spec['path']}: force=false is only for state=file, not state={spec['state']}"
     return None
 
 
@@ -164,16 +176,31 @@ def _plan_file(module, spec):
     new = spec["content"].encode()
     mode = int(spec["mode"] or "0644", 8)
     uid, gid = _ids(module, spec)
-    old = None
-    if os.path.exists(spec["path"]):
-        with open(spec["path"], "rb") as handle:
-            old = handle.read()
+    old = _read(spec["path"])
+    if old is not None and not spec["force"]:
+        new = old
     if old != new:
         return spec, new, mode, uid, gid, True, old
     st = os.stat(spec["path"])
     if uid is None or (st.st_mode & 0o7777, st.st_uid, st.st_gid) != (mode, uid, gid):
         return spec, new, mode, uid, gid, False, old
     return None
+
+
+def _read(path):
+    """The file's content, or None when there is none."""
+    if not os.path.exists(path):
+        return None
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def _checksum(spec):
+    """The SHA-1 of the content the file has after this call (a kept file's own); "" for other states."""
+    if spec["state"] != "file":
+        return ""
+    kept = None if spec["force"] else _read(spec["path"])
+    return hashlib.sha1(spec["content"].encode() if kept is None else kept).hexdigest()
 
 
 def _diff(spec, old):
@@ -222,10 +249,7 @@ def main():
     result = {
         "changed": bool(plans),
         "changed_paths": [p[0]["path"] for p in plans],
-        "checksums": [
-            hashlib.sha1(spec["content"].encode()).hexdigest() if spec["state"] == "file" else ""
-            for spec in module.params["files"]
-        ],
+        "checksums": [_checksum(spec) for spec in module.params["files"]],
     }
     if module._diff:
         result["diff"] = [_diff(p[0], p[6]) for p in plans if p[5]]

@@ -1,7 +1,7 @@
 """lookout.stack.common_files, run directly as Ansible runs a module (arguments in a JSON file), into a
 temporary directory: files, directories and absent paths in one call, in order; what an unchanged call
-reports; check mode; the checksums; and the refusals (content where it does not belong, a directory to
-remove)."""
+reports; check mode; the checksums; a file written only while absent (force=false); and the refusals
+(content where it does not belong, a directory to remove)."""
 
 import hashlib
 import json
@@ -110,6 +110,32 @@ def test_checksums_are_the_files_sha1_in_order_in_check_mode_too(root: Path, tmp
     assert run(tmp_path, entries)["checksums"] == ["", sha1, ""]
 
 
+def test_force_false_writes_a_file_once_then_keeps_its_content(root: Path, tmp_path: Path):
+    """A key generated once: new content does not replace it; its owner, group and mode are put right."""
+    key = root / "secret_key"
+    first = run(tmp_path, [{"path": str(key), "content": "first", "mode": "0640", "force": False}])
+    assert first["changed_paths"] == [str(key)]
+    assert key.read_text() == "first" and mode_of(key) == "0640"
+
+    again = [{"path": str(key), "content": "second", "mode": "0640", "force": False, "secret": True}]
+    checked = run(tmp_path, again, check=True, diff=True)
+    assert checked["changed"] is False and checked["diff"] == []
+    kept = hashlib.sha1(b"first").hexdigest()
+    assert checked["checksums"] == [kept]
+    assert run(tmp_path, again)["changed"] is False
+    assert key.read_text() == "first"
+
+    os.chmod(key, 0o644)
+    repaired = run(tmp_path, again, diff=True)
+    assert repaired["changed_paths"] == [str(key)] and repaired["diff"] == []
+    assert key.read_text() == "first" and mode_of(key) == "0640"
+    assert repaired["checksums"] == [kept]
+
+    # The default (force=true) enforces the content.
+    forced = run(tmp_path, [{"path": str(key), "content": "second", "mode": "0640"}])
+    assert forced["changed_paths"] == [str(key)] and key.read_text() == "second"
+
+
 def test_a_failed_check_stops_before_later_removals(root: Path, tmp_path: Path):
     stale = root / "stale.yml"
     stale.write_text("old\n")
@@ -130,6 +156,8 @@ def test_a_failed_check_stops_before_later_removals(root: Path, tmp_path: Path):
         ({"state": "directory", "content": "x"}, "content is only for state=file, not state=directory"),
         ({"state": "absent", "content": "x"}, "content is only for state=file, not state=absent"),
         ({"state": "absent", "validate": "true %s"}, "validate is not for state=absent"),
+        ({"state": "directory", "force": False}, "force=false is only for state=file, not state=directory"),
+        ({"state": "absent", "force": False}, "force=false is only for state=file, not state=absent"),
     ],
 )
 def test_entries_that_do_not_fit_their_state_are_refused(
