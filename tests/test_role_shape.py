@@ -13,58 +13,27 @@
 """
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from role_helpers import ROLES, common_calls, load, tasks
+from role_helpers import inputs as role_inputs
 
-ROOT = Path(__file__).resolve().parent.parent
-ROLES = sorted(p for p in (ROOT / "roles").glob("*") if (p / "tasks").is_dir() and p.name != "common")
 RETIRED_SUFFIXES = ("_package_name", "_archive_local_path", "_archive_file")
-COMMON = {"common", "lookout.stack.common"}
-
-
-def _load(path: Path):
-    return yaml.safe_load(path.read_text()) if path.is_file() else None
-
-
-def _inputs(role: Path) -> set[str]:
-    names = set(_load(role / "defaults" / "main.yml") or {})
-    for entry in ((_load(role / "meta" / "argument_specs.yml") or {}).get("argument_specs") or {}).values():
-        names |= set((entry or {}).get("options") or {})
-    return names
 
 
 def _handlers(role: Path) -> list[dict]:
-    return _load(role / "handlers" / "main.yml") or []
-
-
-def _tasks(role: Path) -> Iterator[dict]:
-    """Every task of the role's task files, those inside blocks included."""
-
-    def walk(tasks):
-        for task in tasks or []:
-            yield task
-            for part in ("block", "rescue", "always"):
-                yield from walk(task.get(part))
-
-    for path in sorted((role / "tasks").glob("*.yml")):
-        yield from walk(_load(path))
+    return load(role / "handlers" / "main.yml") or []
 
 
 def _common_entry_vars(role: Path, entry: str) -> list[dict]:
     """The vars of each include of one of common's entries."""
-    found = []
-    for task in _tasks(role):
-        include = task.get("ansible.builtin.include_role") or task.get("ansible.builtin.import_role") or {}
-        if include.get("name") in COMMON and include.get("tasks_from") == entry:
-            found.append(task.get("vars") or {})
-    return found
+    return [task.get("vars") or {} for task in common_calls(role, entry)]
 
 
 def _module_args(role: Path, *modules: str) -> list[dict]:
-    return [task[module] for task in _tasks(role) for module in modules if isinstance(task.get(module), dict)]
+    return [task[module] for task in tasks(role) for module in modules if isinstance(task.get(module), dict)]
 
 
 def _names(value) -> set[str]:
@@ -154,7 +123,7 @@ def test_handlers_read_no_result_common_registered(role: Path):
 @pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
 def test_every_notified_handler_exists(role: Path):
     notified = set()
-    for task in _tasks(role):
+    for task in tasks(role):
         notify = task.get("notify", [])
         common_notify = (task.get("vars") or {}).get("common_notify", [])
         for value in (notify, common_notify):
@@ -168,7 +137,7 @@ def test_every_notified_handler_exists(role: Path):
 
 @pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
 def test_no_retired_input_suffix(role: Path):
-    wrong = sorted(n for n in _inputs(role) if n.endswith(RETIRED_SUFFIXES))
+    wrong = sorted(n for n in role_inputs(role) if n.endswith(RETIRED_SUFFIXES))
     assert not wrong, f"{role.name}: inputs named the old way ({', '.join(RETIRED_SUFFIXES)}): {wrong}"
 
 
@@ -183,7 +152,7 @@ def test_installed_package_is_role_package(role: Path):
     ]
     if not names:
         return
-    inputs, package = _inputs(role), f"{role.name}_package"
+    inputs, package = role_inputs(role), f"{role.name}_package"
     used = set().union(*(_names(n) for n in names)) & inputs
     assert package in inputs and package in used, (
         f"{role.name}: the package it installs must be the input {package}"
@@ -196,7 +165,7 @@ def test_installed_package_is_role_package(role: Path):
 def test_local_archive_is_role_archive_src(role: Path):
     """A role that downloads an archive takes a controller-side one as `<role>_archive_src`, and hands that
     to common's install_archive."""
-    inputs, src = _inputs(role), f"{role.name}_archive_src"
+    inputs, src = role_inputs(role), f"{role.name}_archive_src"
     if f"{role.name}_archive_url" in inputs:
         assert src in inputs, f"{role.name}: has {role.name}_archive_url, so its local archive input is {src}"
     for entry in _common_entry_vars(role, "install_archive"):
@@ -208,7 +177,7 @@ def test_local_archive_is_role_archive_src(role: Path):
 def test_service_user_is_role_system_user(role: Path):
     """The user and group a service runs as (common's user and unit entries, a unit template's User= and
     Group=): the inputs `<role>_system_user` and `<role>_system_group`, where they are inputs at all."""
-    inputs = _inputs(role)
+    inputs = role_inputs(role)
     expected = {"user": f"{role.name}_system_user", "group": f"{role.name}_system_group"}
     found: dict[str, set[str]] = {"user": set(), "group": set()}
     for entry, prefix in (("user", "common_"), ("unit", "common_unit_")):

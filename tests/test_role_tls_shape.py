@@ -17,15 +17,14 @@ block that differs fails, unless the difference is listed below with its reason.
 """
 
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from role_helpers import ROLES, ROOT, common_calls, entries, load
+from role_helpers import defaults as role_defaults
+from role_helpers import inputs as role_inputs
 
-ROOT = Path(__file__).resolve().parent.parent
-ROLES = sorted(p for p in (ROOT / "roles").glob("*") if (p / "tasks").is_dir() and p.name != "common")
-COMMON = {"common", "lookout.stack.common"}
 SWITCH = "enabled"
 
 # A block without the switch: its certificate is always made.
@@ -68,45 +67,8 @@ KNOWN_EXTRAS = {
 }
 
 
-def _load(path: Path):
-    return yaml.safe_load(path.read_text()) if path.is_file() else None
-
-
-def _defaults(role: Path) -> dict:
-    return _load(role / "defaults" / "main.yml") or {}
-
-
-def _entries(role: Path) -> dict:
-    return (_load(role / "meta" / "argument_specs.yml") or {}).get("argument_specs") or {}
-
-
 def _spec(role: Path) -> dict:
-    return (_entries(role).get("main") or {}).get("options") or {}
-
-
-def _inputs(role: Path) -> set[str]:
-    names = set(_defaults(role))
-    for entry in _entries(role).values():
-        names |= set((entry or {}).get("options") or {})
-    return names
-
-
-def _tasks(role: Path) -> Iterator[dict]:
-    def walk(tasks):
-        for task in tasks or []:
-            yield task
-            for part in ("block", "rescue", "always"):
-                yield from walk(task.get(part))
-
-    for path in sorted((role / "tasks").glob("*.yml")):
-        yield from walk(_load(path))
-
-
-def _common_calls(role: Path, *entries: str) -> Iterator[dict]:
-    for task in _tasks(role):
-        include = task.get("ansible.builtin.include_role") or task.get("ansible.builtin.import_role") or {}
-        if include.get("name") in COMMON and include.get("tasks_from") in entries:
-            yield task
+    return (entries(role).get("main") or {}).get("options") or {}
 
 
 def _when(task: dict) -> str:
@@ -116,13 +78,13 @@ def _when(task: dict) -> str:
 
 def _tls_prefixes(role: Path) -> set[str]:
     """The blocks that go through common's tls entry."""
-    return {(task.get("vars") or {}).get("common_tls_role") for task in _common_calls(role, "tls")}
+    return {(task.get("vars") or {}).get("common_tls_role") for task in common_calls(role, "tls")}
 
 
 def _certificate_prefixes(role: Path) -> set[str]:
     """The blocks that go through common's certificate entry directly."""
     found = set()
-    for task in _common_calls(role, "certificate", "certificate_check"):
+    for task in common_calls(role, "certificate", "certificate_check"):
         var = (task.get("vars") or {}).get("common_certificate_content_var", "")
         if var.endswith("_tls_certificate"):
             found.add(var.removesuffix("_tls_certificate"))
@@ -130,7 +92,7 @@ def _certificate_prefixes(role: Path) -> set[str]:
 
 
 # The suffixes common's tls entry reads, and the switch its calls are gated on.
-SUFFIXES = [*((_load(ROOT / "roles/common/vars/main.yml") or {}).get("__common_tls_input") or {}), SWITCH]
+SUFFIXES = [*((load(ROOT / "roles/common/vars/main.yml") or {}).get("__common_tls_input") or {}), SWITCH]
 SUFFIXES = [SWITCH, *(s for s in SUFFIXES if s != SWITCH)]
 BLOCKS = sorted(
     (role, prefix, via)
@@ -167,7 +129,7 @@ def _shape(prefix: str, role: Path, suffix: str) -> dict:
     option = spec.get(name) or {}
     return {
         "spec": {k: v for k, v in option.items() if k != "description"} if name in spec else None,
-        "default": _defaults(role).get(name, "<missing>"),
+        "default": role_defaults(role).get(name, "<missing>"),
         "description": _description(prefix, option),
     }
 
@@ -201,7 +163,7 @@ def test_blocks_found():
 
 def test_common_tls_entry_documents_the_suffixes():
     """The tls entry's description names every input it reads."""
-    entry = _entries(ROOT / "roles" / "common").get("tls") or {}
+    entry = entries(ROOT / "roles" / "common").get("tls") or {}
     text = " ".join(entry.get("description") or [])
     missing = [s for s in SUFFIXES if s != SWITCH and f"_tls_{s})" not in text]
     assert not missing, f"common: the tls entry's description does not name _tls_{missing}"
@@ -210,7 +172,7 @@ def test_common_tls_entry_documents_the_suffixes():
 def test_exceptions_are_in_use():
     """Every listed exception still applies to an existing block or input."""
     prefixes = {prefix for _, prefix, _ in BLOCKS}
-    all_inputs = set().union(*(_inputs(role) for role in ROLES))
+    all_inputs = set().union(*(role_inputs(role) for role in ROLES))
     stale = sorted(
         [p for p in NO_SWITCH if p not in prefixes]
         + [f"{p}_tls_{s}" for p, s in (*DEFAULT_DIFFERS, *DESCRIPTION_DIFFERS) if p not in prefixes]
@@ -223,7 +185,7 @@ def test_exceptions_are_in_use():
 def test_tls_switch_goes_through_common_tls(role: Path):
     """A role with <role>_tls_enabled (or another <prefix>_tls_enabled of its own block) makes its certificate
     through common's tls entry, each call gated on that switch."""
-    inputs, prefixes = _inputs(role), _tls_prefixes(role)
+    inputs, prefixes = role_inputs(role), _tls_prefixes(role)
     if f"{role.name}_tls_{SWITCH}" in inputs:
         assert role.name in prefixes, (
             f"{role.name}: has {role.name}_tls_{SWITCH} but does not call common's tls entry with "
@@ -233,7 +195,7 @@ def test_tls_switch_goes_through_common_tls(role: Path):
     unknown = sorted(f"{p}_tls_{SWITCH}" for p in switches - prefixes)
     unknown = [n for n in unknown if n not in KNOWN_EXTRAS]
     assert not unknown, f"{role.name}: TLS switches of no block that common's tls entry makes: {unknown}"
-    for task in _common_calls(role, "tls"):
+    for task in common_calls(role, "tls"):
         prefix = (task.get("vars") or {}).get("common_tls_role")
         assert f"{prefix}_tls_{SWITCH}" in _when(task), (
             f"{role.name}: '{task.get('name')}' calls common's tls entry for {prefix} without "
@@ -245,7 +207,7 @@ def test_tls_switch_goes_through_common_tls(role: Path):
 def test_block_declares_every_suffix(block):
     role, prefix, _ = block
     expected = [s for s in SUFFIXES if not (s == SWITCH and prefix in NO_SWITCH)]
-    spec, defaults = _spec(role), _defaults(role)
+    spec, defaults = _spec(role), role_defaults(role)
     missing_spec = [f"{prefix}_tls_{s}" for s in expected if f"{prefix}_tls_{s}" not in spec]
     missing_defaults = [f"{prefix}_tls_{s}" for s in expected if f"{prefix}_tls_{s}" not in defaults]
     assert not missing_spec, f"{role.name}: the TLS block misses in argument_specs.yml (main): {missing_spec}"
@@ -277,7 +239,7 @@ def test_block_has_the_common_defaults(block):
     wrong = []
     for suffix in SUFFIXES:
         name, want = f"{prefix}_tls_{suffix}", CANONICAL[suffix]["default"]
-        got = _defaults(role).get(name, "<missing>")
+        got = role_defaults(role).get(name, "<missing>")
         if got == "<missing>" or (prefix, suffix) in DEFAULT_DIFFERS:
             continue
         if got != want:
@@ -306,7 +268,9 @@ def test_block_has_the_common_descriptions(block):
 def test_other_tls_inputs_are_known_extras(role: Path):
     prefixes = {prefix for r, prefix, _ in BLOCKS if r == role}
     block_inputs = {f"{p}_tls_{s}" for p in prefixes for s in SUFFIXES}
-    unknown = sorted(n for n in _inputs(role) if "_tls_" in n and n not in block_inputs | set(KNOWN_EXTRAS))
+    unknown = sorted(
+        n for n in role_inputs(role) if "_tls_" in n and n not in block_inputs | set(KNOWN_EXTRAS)
+    )
     assert not unknown, (
         f"{role.name}: TLS inputs outside its TLS block ({sorted(prefixes)}); add them to the block's "
         f"suffixes or to KNOWN_EXTRAS with a reason: {unknown}"
