@@ -114,9 +114,12 @@ DEMO_SHAPED = {
 }
 
 
-def _wired_render(env: str, groups: dict, workdir: Path, **overrides) -> dict[str, Path]:
-    """The role's render entry for every host of an inventory shaped like `groups`, with the environment's
-    knobs and the top-level group_vars/ (linked next to a copy of the play, as playbooks/ links them)."""
+def _wired_render(
+    env: str, groups: dict, workdir: Path, only: str | None = None, **overrides
+) -> dict[str, Path]:
+    """The role's render entry for every host of an inventory shaped like `groups` (or only the host `only`:
+    the wiring reads the other hosts from the inventory, not from the play), with the environment's knobs
+    and the top-level group_vars/ (linked next to a copy of the play, as playbooks/ links them)."""
     workdir.mkdir(parents=True, exist_ok=True)
     shutil.copy(HERE / "render.yml", workdir / "render.yml")
     (workdir / "group_vars").symlink_to(ROOT / "group_vars")
@@ -130,9 +133,10 @@ def _wired_render(env: str, groups: dict, workdir: Path, **overrides) -> dict[st
         for group, hosts in groups.items()
     }
     inventory = {"all": {"vars": {**knobs(env), **overrides}, "children": children}}
-    run = ansible_playbook(workdir / "render.yml", inventory, workdir)
+    run = ansible_playbook(workdir / "render.yml", inventory, workdir, *(("--limit", only) if only else ()))
     assert run.returncode == 0, run.stdout[-5000:] + run.stderr
-    return {host: workdir / "out" / host / "rules.nft" for hosts in groups.values() for host in hosts}
+    rendered = [host for hosts in groups.values() for host in hosts if host == only or only is None]
+    return {host: workdir / "out" / host / "rules.nft" for host in rendered}
 
 
 def _from_monitoring(port: int, comment: str, proto: str = "tcp") -> set[str]:
@@ -202,7 +206,7 @@ def test_each_group_gets_exactly_its_openings(production_shaped, host):
 
 def test_a_blackbox_exporter_on_the_network_is_opened_to_monitoring_and_operators(tmp_path):
     rendered = _wired_render(
-        "testing", PRODUCTION_SHAPED, tmp_path, lookout_management_sources=[MANAGEMENT],
+        "testing", PRODUCTION_SHAPED, tmp_path, "mon1", lookout_management_sources=[MANAGEMENT],
         lookout_blackbox_listen_address="0.0.0.0",
     )  # fmt: skip
     assert _rules(rendered["mon1"]) == EXPECTED_PRODUCTION_SHAPED["mon1"] | _from_operators(

@@ -1,14 +1,13 @@
 """Every role's preflight refuses a malformed value where it would end up on a daemon's command line, in a
 unit or in a configuration (durations, sizes, addresses, ports, URLs, counts), before anything changes,
 naming the variable and the value; the role's defaults and unusual but valid values pass. One
-ansible-playbook run per role on the controller, one inventory host per case (HAProxy's cases are in
-tests/haproxy)."""
+ansible-playbook run on the controller for every role, one inventory host per role and case (HAProxy's cases
+are in tests/haproxy)."""
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from controller_helpers import PREFLIGHT_REQUIRED, ROOT, Outcome, role_preflight_cases
+from controller_helpers import PREFLIGHT_REQUIRED, ROOT, Outcome, roles_preflight_cases
 
 
 @dataclass(frozen=True)
@@ -306,19 +305,16 @@ ROLES = sorted(BAD)
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory) -> Callable[[str], dict[str, Outcome]]:
-    """A role's outcomes, from one run per role (made when a test first asks)."""
-    runs: dict[str, dict[str, Outcome]] = {}
-
-    def of(role: str) -> dict[str, Outcome]:
-        if role not in runs:
-            required = REQUIRED.get(role, {})
-            hosts = {"defaults": required, "variants": {**required, **VARIANTS[role]}}
-            hosts |= {case: {**required, **bad.inputs} for case, bad in BAD[role].items()}
-            runs[role] = role_preflight_cases(role, tmp_path_factory.mktemp(role), hosts)
-        return runs[role]
-
-    return of
+def results(tmp_path_factory) -> dict[str, dict[str, Outcome]]:
+    """Per role, its cases' outcomes, from one run for every role (a host per role and case)."""
+    hosts = {}
+    for role in ROLES:
+        required = REQUIRED.get(role, {})
+        hosts[role] = {"defaults": required, "variants": {**required, **VARIANTS[role]}}
+        hosts[role] |= {case: {**required, **bad.inputs} for case, bad in BAD[role].items()}
+    cases = {f"{role}-{case}": (role, inputs) for role in ROLES for case, inputs in hosts[role].items()}
+    outcomes = roles_preflight_cases(tmp_path_factory.mktemp("preflight-values"), cases)
+    return {role: {case: outcomes[f"{role}-{case}"] for case in hosts[role]} for role in ROLES}
 
 
 def test_every_role_with_a_preflight_has_cases():
@@ -330,7 +326,7 @@ def test_every_role_with_a_preflight_has_cases():
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("host", ["defaults", "variants"])
 def test_good_values_pass(results, role, host):
-    outcome = results(role)[host]
+    outcome = results[role][host]
     assert outcome.failures == (), outcome.failure
     assert outcome.changed == 0
 
@@ -340,7 +336,7 @@ def test_good_values_pass(results, role, host):
 )
 def test_bad_value_is_refused_naming_the_variable(results, role, case):
     bad = BAD[role][case]
-    outcome = results(role)[case]
+    outcome = results[role][case]
     assert outcome.failures, f"{role} accepted {bad.inputs}"
     assert f"{role}: {bad.variable}" in outcome.failure, outcome.failure
     assert bad.shown in outcome.failure, outcome.failure

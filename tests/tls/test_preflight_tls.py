@@ -1,14 +1,14 @@
-"""Every role that serves TLS refuses bad certificate inputs in its preflight, naming its own variable,
-before anything changes (one ansible-playbook run per role, one inventory host per case, as tests/preflight
-does): a certificate without its key, a key without its certificate, a key of another certificate, a
-certificate that is no longer valid, and one without the CA that signed it (what clients verify against). A
-valid certificate with its key and CA, and TLS from the internal CA (no certificate given), pass. HAProxy's
-metrics endpoint names its inputs haproxy_metrics_tls_*. The TLS switches that depend on another are refused
-alone, naming both: HAProxy's backend TLS without its metrics TLS (whose CA verifies the servers) or with a
-server named by an IP address, Alertmanager's gossip TLS without its TLS."""
+"""Every role that serves TLS refuses bad certificate inputs in its preflight, naming its own variable, before
+anything changes (one ansible-playbook run for every role, one inventory host per role and case, as
+tests/preflight does): a certificate without its key, a key without its certificate, a key of another
+certificate, a certificate that is no longer valid, and one without the CA that signed it (what clients
+verify against). A valid certificate with its key and CA, and TLS from the internal CA (no certificate
+given), pass. HAProxy's metrics endpoint names its inputs haproxy_metrics_tls_*. The TLS switches that
+depend on another are refused alone, naming both: HAProxy's backend TLS without its metrics TLS (whose CA
+verifies the servers) or with a server named by an IP address, Alertmanager's gossip TLS without its TLS."""
 
 import pytest
-from controller_helpers import role_preflight_cases, self_signed_pem
+from controller_helpers import roles_preflight_cases, self_signed_pem
 
 ROLES = (
     "prometheus",
@@ -70,14 +70,15 @@ def _cases(role: str) -> dict[str, tuple[dict, str]]:
     }
 
 
+def _host(role: str, case: str) -> str:
+    """A case's inventory host: a DNS name, as the roles' default TLS names carry it."""
+    return f"{role.replace('_', '-')}-{case}"
+
+
 @pytest.fixture(scope="module", params=ROLES)
-def role_results(request, tmp_path_factory):
+def role_results(request, outcomes):
     role = request.param
-    hosts = {
-        case: {f"{PREFIX.get(role, role)}_tls_enabled": True, **REQUIRED.get(role, {}), **inputs}
-        for case, (inputs, _) in _cases(role).items()
-    }
-    return role, role_preflight_cases(role, tmp_path_factory.mktemp(f"{role}-tls-preflight"), hosts)
+    return role, {case: outcomes[_host(role, case)] for case in _cases(role)}
 
 
 @pytest.mark.parametrize(
@@ -148,12 +149,23 @@ DEPENDENT = {
 
 
 @pytest.fixture(scope="module")
-def dependent_results(tmp_path_factory):
-    results = {}
-    for role in ("haproxy", "alertmanager"):
-        cases = {case: inputs for case, (r, inputs, _) in DEPENDENT.items() if r == role}
-        results |= role_preflight_cases(role, tmp_path_factory.mktemp(f"{role}-tls-switches"), cases)
-    return results
+def outcomes(tmp_path_factory):
+    """Every role's certificate cases and the dependent switches (host <case>): one run."""
+    cases = {
+        _host(role, case): (
+            role,
+            {f"{PREFIX.get(role, role)}_tls_enabled": True, **REQUIRED.get(role, {}), **inputs},
+        )
+        for role in ROLES
+        for case, (inputs, _) in _cases(role).items()
+    }
+    cases |= {case: (role, inputs) for case, (role, inputs, _) in DEPENDENT.items()}
+    return roles_preflight_cases(tmp_path_factory.mktemp("tls-preflight"), cases)
+
+
+@pytest.fixture(scope="module")
+def dependent_results(outcomes):
+    return {case: outcomes[case] for case in DEPENDENT}
 
 
 @pytest.mark.parametrize("case", sorted(DEPENDENT))
