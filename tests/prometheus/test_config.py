@@ -6,12 +6,17 @@ Two copies of production pin the PostgreSQL job whatever the inventories hold: o
 has two hosts (one without ansible_host, one with its own exporter port), one without the group. Two more
 do the same for the `frontend` group (HAProxy's exporters and the probe of the public URL)."""
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 import yaml
-from controller_helpers import ENVIRONMENTS, ROOT, knobs
-from render_cache import InventoryRender, render_inventories
+from controller_helpers import ENVIRONMENTS, ROOT, knobs, tool
+
+sys.path.insert(0, str(ROOT / "tests" / "inventories"))
+from inventory_helpers import make_test_inventory
 
 MY_ROLES = ("common", "node_exporter", "prometheus", "blackbox_exporter")
 # Series the backup timers write (textfile collector) and the rules read: names, not knobs.
@@ -67,18 +72,37 @@ def configs(replicas) -> dict[str, tuple[dict, dict]]:
 
 @pytest.fixture(scope="module")
 def replicas(tmp_path_factory) -> dict[str, tuple[dict, dict[str, dict]]]:
-    """env -> (inventory hosts.yml, {monitoring host: its rendered prometheus.yml}). The environments are
-    rendered whole (test_web_auth reads the same renders); the group variants Prometheus' files only."""
-    cases = {env: InventoryRender(env) for env in ENVIRONMENTS}
-    cases |= {
-        name: InventoryRender("production", groups=(group_variant,), tags="prometheus")
-        for name, group_variant in GROUP_VARIANTS.items()
-    }
+    """env -> (inventory hosts.yml, {monitoring host: its rendered prometheus.yml})."""
+    workdir = tmp_path_factory.mktemp("prometheus-config")
+    env_vars = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    env_vars["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.builtin.timer"
+    runs = {}
+    for name in CONFIG_VARIANTS:
+        env = _env(name)
+        inventory, password = make_test_inventory(env, workdir / "inventories" / name)
+        if name != env:
+            hosts_file = inventory / "hosts.yml"
+            hosts = yaml.safe_load(hosts_file.read_text())
+            group, members = GROUP_VARIANTS[name]
+            hosts["all"]["children"].pop(group, None)
+            if members:
+                hosts["all"]["children"][group] = {"hosts": members}
+            hosts_file.write_text(yaml.safe_dump(hosts))
+        command = [tool("ansible-playbook"), "-i", str(inventory), str(ROOT / "playbooks" / "render.yml")]
+        command += ["--tags", "prometheus", "-e", f"lookout_render_dir={workdir / 'out' / name}"]
+        if password:
+            command += ["--vault-id", f"{env}@{password}"]
+        runs[name] = (
+            inventory,
+            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env_vars),
+        )
     results = {}
-    for name, render in render_inventories(tmp_path_factory, cases).items():
-        hosts = render.hosts
-        rendered = list(render.out.glob("*/prometheus/prometheus.yml"))
-        assert len(rendered) == len(_group(hosts, "monitoring")), (rendered, render.output)
+    for name, (inventory, process) in runs.items():
+        output = process.communicate(timeout=300)[0].decode()
+        assert process.returncode == 0, output
+        hosts = yaml.safe_load((inventory / "hosts.yml").read_text())
+        rendered = list((workdir / "out" / name).glob("*/prometheus/prometheus.yml"))
+        assert len(rendered) == len(_group(hosts, "monitoring")), rendered
         results[name] = (hosts, {p.parent.parent.name: yaml.safe_load(p.read_text()) for p in rendered})
         RULES[name] = {
             p.parent.parent.name: yaml.safe_load((p.parent / "lookout.rules.yml").read_text())
