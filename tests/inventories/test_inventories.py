@@ -133,23 +133,42 @@ def test_the_wiring_reads_no_knob_with_a_default():
     )
 
 
+# A port written into a string (':9094', 'host:9093/'): a colon, not after a word or a digit, then digits.
+PORT_LITERAL = re.compile(r"(?<![0-9A-Za-z_]):[0-9]{2,5}\b")
+# A port variable read with a numeric fallback (`haproxy_https_port | default(443)`).
+DEFAULTED_PORT = re.compile(r"\b[a-z0-9_]*_port\b[\s)]*\|\s*default\(\s*[0-9]+\s*\)")
+
+
+def _without_comments(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+
+
 def test_each_port_is_set_once_in_ports_yml():
     """A port is a number in ports.yml only; elsewhere the wiring reads a variable (another host's through
-    hostvars): no `*_port` input set outside ports.yml but to another variable, no `default(<number>)`."""
+    hostvars): no `*_port` input set outside ports.yml but to another variable, no `default(<number>)`, no
+    port written into a string (`':9094'`); the molecule scenarios' playbooks read the ports the wiring sets,
+    never a port variable with a numeric `default(...)`."""
     ports = load_yaml(PORTS)
     assert ports and all(name.endswith("_port") for name in ports), ports
     reference = re.compile(r"\{\{ *[a-z_]+ *\}\}")
     elsewhere = {}
     numbers = {}
+    literals = {}
     for path in sorted(ROOT_GROUP_VARS.rglob("*.yml")):
         where = str(path.relative_to(ROOT))
         if path != PORTS:
             for key, value in load_yaml(path).items():
                 if key.endswith("_port") and not reference.fullmatch(str(value)):
                     elsewhere[key] = where
+            if found := PORT_LITERAL.findall(_without_comments(path.read_text())):
+                literals[where] = found
         if found := re.findall(r"default\(\s*[0-9]+\s*\)", path.read_text()):
             numbers[where] = found
+    for path in sorted((ROOT / "molecule").rglob("*.yml")):
+        if not path.is_symlink() and (found := DEFAULTED_PORT.findall(_without_comments(path.read_text()))):
+            numbers[str(path.relative_to(ROOT))] = found
     assert not elsewhere, f"ports set outside group_vars/all/ports.yml: {elsewhere}"
+    assert not literals, f"ports written into the wiring's strings: {literals}; read the ports.yml variable"
     assert not numbers, f"ports defaulted again: {numbers}"
 
 
