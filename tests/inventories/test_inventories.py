@@ -362,3 +362,32 @@ def test_preflight_passes_in_every_env(env, tmp_path):
         t for p in report["plays"] for t in p["tasks"] if t["task"]["name"].startswith("Check that no two")
     ]
     assert set(port_check["hosts"]) == hosts, "every host reaches the last check"
+
+
+# Environment knobs a release renamed ({old: new}); playbooks/preflight.yml refuses the old names first.
+RENAMED_KNOBS = {"lookout_grafana_archive_file": "lookout_grafana_archive_src"}
+
+
+@pytest.mark.parametrize("old", sorted(RENAMED_KNOBS))
+def test_a_knob_under_its_old_name_stops_preflight_naming_both(old, tmp_path):
+    """An environment of an earlier release still setting a renamed knob: playbooks/preflight.yml (site.yml's
+    first play) stops before any host changes, naming the old and the new name (the wiring reads only the
+    new one)."""
+    inventory, _ = make_test_inventory("demo", tmp_path)
+    vars_file = inventory / "group_vars" / "all" / "vars.yml"
+    text = vars_file.read_text()
+    assert f"{RENAMED_KNOBS[old]}:" in text
+    vars_file.unlink()
+    vars_file.write_text(text.replace(f"{RENAMED_KNOBS[old]}:", f"{old}:"))
+    local = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "ansible_become": False,
+    }
+    command = [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(ROOT / "playbooks" / "preflight.yml")]
+    command += ["-e", json.dumps(local)]
+    env_vars = _ansible_env() | {"ANSIBLE_LOCAL_TEMP": str(tmp_path / ".ansible-tmp")}
+    run = subprocess.run(command, capture_output=True, text=True, env=env_vars, check=False, cwd="/")
+    assert run.returncode != 0, run.stdout[-3000:]
+    assert f"{old} was renamed to {RENAMED_KNOBS[old]}" in run.stdout, run.stdout[-3000:] + run.stderr
+    assert "changed=0" in run.stdout and "changed=1" not in run.stdout, run.stdout[-3000:]
