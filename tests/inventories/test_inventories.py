@@ -331,18 +331,24 @@ def test_k6_remote_write_authenticates_when_auth_is_on(env, tmp_path):
         assert (wired["user"], wired["password"]) == ("", "")
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_preflight_passes_in_every_env(env, tmp_path):
-    """The environment's own hosts, each played by this machine (local connection, no privilege): the names
-    the checks resolve are the inventory's addresses, which resolve to themselves."""
-    inventory, password_file = make_test_inventory(env, tmp_path)
+def _local_preflight_command(inventory) -> list[str]:
+    """playbooks/preflight.yml on the inventory's hosts, each played by this machine (local connection, no
+    privilege)."""
     local = {
         "ansible_connection": "local",
         "ansible_python_interpreter": sys.executable,
         "ansible_become": False,
     }
-    command = [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(ROOT / "playbooks" / "preflight.yml")]
-    command += ["-e", json.dumps(local)]
+    playbook = ROOT / "playbooks" / "preflight.yml"
+    return [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(playbook), "-e", json.dumps(local)]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_preflight_passes_in_every_env(env, tmp_path):
+    """The environment's own hosts, each played by this machine (local connection, no privilege): the names
+    the checks resolve are the inventory's addresses, which resolve to themselves."""
+    inventory, password_file = make_test_inventory(env, tmp_path)
+    command = _local_preflight_command(inventory)
     if password_file:
         command += ["--vault-id", f"{env}@{password_file}"]
     env_vars = _ansible_env() | dict.fromkeys(
@@ -379,13 +385,7 @@ def test_a_knob_under_its_old_name_stops_preflight_naming_both(old, tmp_path):
     assert f"{RENAMED_KNOBS[old]}:" in text
     vars_file.unlink()
     vars_file.write_text(text.replace(f"{RENAMED_KNOBS[old]}:", f"{old}:"))
-    local = {
-        "ansible_connection": "local",
-        "ansible_python_interpreter": sys.executable,
-        "ansible_become": False,
-    }
-    command = [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(ROOT / "playbooks" / "preflight.yml")]
-    command += ["-e", json.dumps(local)]
+    command = _local_preflight_command(inventory)
     env_vars = _ansible_env() | {"ANSIBLE_LOCAL_TEMP": str(tmp_path / ".ansible-tmp")}
     run = subprocess.run(command, capture_output=True, text=True, env=env_vars, check=False, cwd="/")
     assert run.returncode != 0, run.stdout[-3000:]

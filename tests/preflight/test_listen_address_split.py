@@ -68,25 +68,20 @@ def role_outcomes(tmp_path_factory) -> dict[str, Outcome]:
     return role_preflight_cases("alertmanager", tmp_path_factory.mktemp("alertmanager"), cases)
 
 
-@pytest.mark.parametrize("case", sorted(OLD_FORMS))
-def test_the_host_port_form_is_refused_naming_the_variable(role_outcomes, case):
-    outcome = role_outcomes[case]
-    assert "alertmanager: alertmanager_web_listen_address must be an address without the port" in (
-        outcome.failure
-    ), outcome.failure
-    assert "the port is alertmanager_web_listen_port" in outcome.failure, outcome.failure
-    assert f'(got "{OLD_FORMS[case]}")' in outcome.failure, outcome.failure
-    assert outcome.changed == 0
+# Each refused old form: (the case, the address variable it sets, that address's port variable, the value).
+REFUSED = [(case, "web", old) for case, old in OLD_FORMS.items()] + [
+    (case, "cluster", old) for case, old in CLUSTER_OLD_FORMS.items()
+]
 
 
-@pytest.mark.parametrize("case", sorted(CLUSTER_OLD_FORMS))
-def test_the_gossip_host_port_form_is_refused_naming_the_variable(role_outcomes, case):
+@pytest.mark.parametrize(("case", "listener", "old"), sorted(REFUSED))
+def test_the_host_port_form_is_refused_naming_the_variable(role_outcomes, case, listener, old):
     outcome = role_outcomes[case]
-    assert "alertmanager: alertmanager_cluster_listen_address must be an address without the port" in (
+    assert f"alertmanager: alertmanager_{listener}_listen_address must be an address without the port" in (
         outcome.failure
     ), outcome.failure
-    assert "the port is alertmanager_cluster_listen_port" in outcome.failure, outcome.failure
-    assert f'(got "{CLUSTER_OLD_FORMS[case]}")' in outcome.failure, outcome.failure
+    assert f"the port is alertmanager_{listener}_listen_port" in outcome.failure, outcome.failure
+    assert f'(got "{old}")' in outcome.failure, outcome.failure
     assert outcome.changed == 0
 
 
