@@ -7,6 +7,14 @@
   reads a result common registered (it describes whichever service common handled last). Another handler
   acts on something else than the service and says so: `Reload <role> <what>` (PostgreSQL's job units).
   Every handler a role's task notifies exists.
+- Common's registered results (`common_install_result`, `common_files_result`, `common_unit_result`,
+  `common_service_result`, ...) are read only by a `set_fact` that directly follows an include of common in
+  the same task list: the role keeps what it needs as its own fact (the next entry overwrites the result, and
+  a phase run alone by its tag never had it).
+- Check mode, one idiom: every call of common's service entry skips it with
+  `ansible_check_mode and (__<role>_fresh | default(false) or __<role>_unit_changed | default(false))`, and
+  install.yml sets `__<role>_fresh`.
+- Common's `unit` entry is included from tasks/configure.yml, or a file it includes, only.
 - Input names: no `_package_name`, `_archive_local_path` or `_archive_file`; the package a role installs is
   `<role>_package`; the controller-side archive is `<role>_archive_src`; the service's user and group are
   `<role>_system_user` and `<role>_system_group`.
@@ -17,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from role_helpers import ROLES, common_calls, load, tasks
+from role_helpers import COMMON, ROLES, common_calls, load, tasks
 from role_helpers import inputs as role_inputs
 
 RETIRED_SUFFIXES = ("_package_name", "_archive_local_path", "_archive_file")
@@ -192,3 +200,105 @@ def test_service_user_is_role_system_user(role: Path):
         assert not wrong, f"{role.name}: the service's {kind} input is {expected[kind]}, not {wrong}"
         if names & inputs:
             assert expected[kind] in inputs, f"{role.name}: no input {expected[kind]}"
+
+
+# --- Common's results, the check-mode idiom, the unit's phase ---------------------------------------------
+
+COMMON_RESULT = re.compile(r"\bcommon_\w+_result\b")
+TASK_LISTS = ("block", "rescue", "always")
+
+
+def _task_lists(items) -> list[list[dict]]:
+    """A task file's task list and every block's, rescue's and always' list inside it, each in its order."""
+    found = [items or []]
+    for task in items or []:
+        for part in TASK_LISTS:
+            if task.get(part):
+                found += _task_lists(task[part])
+    return found
+
+
+def _includes_common(task: dict) -> bool:
+    include = task.get("ansible.builtin.include_role") or task.get("ansible.builtin.import_role") or {}
+    return include.get("name") in COMMON
+
+
+def _common_entry(task: dict) -> str | None:
+    include = task.get("ansible.builtin.include_role") or task.get("ansible.builtin.import_role") or {}
+    return include.get("tasks_from")
+
+
+def _is_set_fact(task: dict) -> bool:
+    return "ansible.builtin.set_fact" in task or "set_fact" in task
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_common_results_read_only_right_after_their_include(role: Path):
+    wrong = []
+    for path in sorted((role / "tasks").glob("*.yml")):
+        for items in _task_lists(load(path)):
+            for index, task in enumerate(items):
+                own = {k: v for k, v in task.items() if k not in TASK_LISTS}
+                read = sorted(set(COMMON_RESULT.findall(yaml.safe_dump(own))))
+                if read and not (_is_set_fact(task) and index > 0 and _includes_common(items[index - 1])):
+                    wrong.append(f"{path.name}: '{task.get('name')}' reads {read}")
+    assert not wrong, (
+        f"{role.name}: common's results are read only by a set_fact right after the include of common; "
+        f"keep a fact of the role's own there and read that: {wrong}"
+    )
+
+
+def _one_line(value) -> str:
+    return " ".join(str(value).split())
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_service_skip_is_the_one_check_mode_idiom(role: Path):
+    calls = _common_entry_vars(role, "service")
+    if not calls:
+        return
+    r = role.name
+    facts = f"__{r}_fresh | default(false) or __{r}_unit_changed | default(false)"
+    idiom = f"{{{{ ansible_check_mode and ({facts}) }}}}"
+    for entry_vars in calls:
+        skip = _one_line(entry_vars.get("common_service_skip", ""))
+        assert skip == idiom, f"{r}: common_service_skip must be {idiom!r}, not {skip!r}"
+    fresh = [
+        task
+        for task in load(role / "tasks" / "install.yml") or []
+        if _is_set_fact(task)
+        and f"__{r}_fresh" in (task.get("ansible.builtin.set_fact") or task.get("set_fact") or {})
+    ]
+    assert fresh, f"{r}: tasks/install.yml must set __{r}_fresh (the package or binaries were new this run)"
+
+
+def _included_files(role: Path, name: str) -> set[str]:
+    """The task file and the task files it includes or imports, statically (names without a template)."""
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        if current in seen or not (role / "tasks" / current).is_file():
+            continue
+        seen.add(current)
+        for items in _task_lists(load(role / "tasks" / current)):
+            for task in items:
+                for module in ("ansible.builtin.include_tasks", "ansible.builtin.import_tasks"):
+                    target = task.get(module)
+                    target = target.get("file") if isinstance(target, dict) else target
+                    if isinstance(target, str) and "{{" not in target:
+                        todo.append(target)
+    return seen
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_unit_is_written_in_configure(role: Path):
+    writing = {
+        path.name
+        for path in (role / "tasks").glob("*.yml")
+        for items in _task_lists(load(path))
+        for task in items
+        if _includes_common(task) and _common_entry(task) == "unit"
+    }
+    outside = sorted(writing - _included_files(role, "configure.yml"))
+    assert not outside, f"{role.name}: common's unit entry is included from configure.yml only, not {outside}"

@@ -14,6 +14,8 @@ SLACK = "https://hooks.slack.example.org/services/test"
 REQUIRED = {"alertmanager_slack_channels": CHANNELS, "alertmanager_slack_api_url": SLACK}
 SECRET_HTTP = "http://hc.example.org/ping/secret-token-1"
 SECRET_STANDIN = "http://web7:5001/heartbeat/secret-token-2"
+# The gossip address (its port the role's default, 9094) and the flag Alertmanager gets from it.
+CLUSTER_ADDRESS = "0.0.0.0"
 CLUSTER = "0.0.0.0:9094"
 
 PLAY = """
@@ -210,7 +212,7 @@ GOOD = {
 
 @pytest.fixture(scope="module")
 def direct(tmp_path_factory):
-    cluster = {"alertmanager_cluster_listen_address": CLUSTER}
+    cluster = {"alertmanager_cluster_listen_address": CLUSTER_ADDRESS}
     cases = {name: {**inputs, **cluster} for name, (inputs, _) in CASES.items()}
     cases["cluster-without-listen-address"].pop("alertmanager_cluster_listen_address")
     inventory = {

@@ -45,7 +45,7 @@ def test_the_critical_route_waits_the_environments_critical_times(rendered, env)
 
 # Two members (the role checks the timing before it looks at the members themselves).
 CLUSTERED = {
-    "alertmanager_cluster_listen_address": "127.0.0.1:9094",
+    "alertmanager_cluster_listen_address": "127.0.0.1",
     "alertmanager_cluster_members": ["<this host>", "its-peer"],
 }
 # case -> (bad inputs, the variable named, what the message shows)

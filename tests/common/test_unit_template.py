@@ -81,6 +81,39 @@ def test_every_service_unit_comes_from_common():
     assert own == OWN_UNITS, f"unit templates outside common: {own}"
 
 
+# The sandbox lines every unit and drop-in shares, written once in common's hardening.j2.
+HARDENING = ROOT / "roles" / "common" / "templates" / "hardening.j2"
+# The templates that include it: common's unit, the drop-ins for Debian's units, the firewall's loader.
+HARDENED = [
+    "roles/common/templates/service.j2",
+    "roles/firewall/templates/lookout-firewall.service.j2",
+    "roles/haproxy/templates/lookout-hardening.conf.j2",
+    "roles/postgresql/templates/postgresql.dropin.conf.j2",
+]
+
+
+def test_the_hardening_block_is_written_once():
+    """No template repeats a line of hardening.j2's block (the directives that take no input there): the
+    templates that harden a unit include the block instead."""
+    shared = {
+        line
+        for line in HARDENING.read_text().splitlines()
+        if "=" in line and not line.startswith(("{", "#", " ")) and "{{" not in line
+    }
+    assert len(shared) > 10, shared
+    repeated = {}
+    for path in sorted(ROOT.glob("roles/*/templates/**/*.j2")):
+        if path != HARDENING and (lines := shared & set(path.read_text().splitlines())):
+            repeated[str(path.relative_to(ROOT))] = sorted(lines)
+    assert not repeated, f"hardening lines outside roles/common/templates/hardening.j2: {repeated}"
+    including = sorted(
+        str(p.relative_to(ROOT))
+        for p in ROOT.glob("roles/*/templates/**/*.j2")
+        if "{% include 'hardening.j2' +%}" in p.read_text()
+    )
+    assert including == HARDENED
+
+
 @pytest.mark.parametrize("role", [role for role in WRITERS if role != "conduit"])
 def test_other_units_are_byte_identical(units, role):
     rendered = units[f"{role}-defaults"]

@@ -133,23 +133,42 @@ def test_the_wiring_reads_no_knob_with_a_default():
     )
 
 
+# A port written into a string (':9094', 'host:9093/'): a colon, not after a word or a digit, then digits.
+PORT_LITERAL = re.compile(r"(?<![0-9A-Za-z_]):[0-9]{2,5}\b")
+# A port variable read with a numeric fallback (`haproxy_https_port | default(443)`).
+DEFAULTED_PORT = re.compile(r"\b[a-z0-9_]*_port\b[\s)]*\|\s*default\(\s*[0-9]+\s*\)")
+
+
+def _without_comments(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+
+
 def test_each_port_is_set_once_in_ports_yml():
     """A port is a number in ports.yml only; elsewhere the wiring reads a variable (another host's through
-    hostvars): no `*_port` input set outside ports.yml but to another variable, no `default(<number>)`."""
+    hostvars): no `*_port` input set outside ports.yml but to another variable, no `default(<number>)`, no
+    port written into a string (`':9094'`); the molecule scenarios' playbooks read the ports the wiring sets,
+    never a port variable with a numeric `default(...)`."""
     ports = load_yaml(PORTS)
     assert ports and all(name.endswith("_port") for name in ports), ports
     reference = re.compile(r"\{\{ *[a-z_]+ *\}\}")
     elsewhere = {}
     numbers = {}
+    literals = {}
     for path in sorted(ROOT_GROUP_VARS.rglob("*.yml")):
         where = str(path.relative_to(ROOT))
         if path != PORTS:
             for key, value in load_yaml(path).items():
                 if key.endswith("_port") and not reference.fullmatch(str(value)):
                     elsewhere[key] = where
+            if found := PORT_LITERAL.findall(_without_comments(path.read_text())):
+                literals[where] = found
         if found := re.findall(r"default\(\s*[0-9]+\s*\)", path.read_text()):
             numbers[where] = found
+    for path in sorted((ROOT / "molecule").rglob("*.yml")):
+        if not path.is_symlink() and (found := DEFAULTED_PORT.findall(_without_comments(path.read_text()))):
+            numbers[str(path.relative_to(ROOT))] = found
     assert not elsewhere, f"ports set outside group_vars/all/ports.yml: {elsewhere}"
+    assert not literals, f"ports written into the wiring's strings: {literals}; read the ports.yml variable"
     assert not numbers, f"ports defaulted again: {numbers}"
 
 
@@ -312,18 +331,24 @@ def test_k6_remote_write_authenticates_when_auth_is_on(env, tmp_path):
         assert (wired["user"], wired["password"]) == ("", "")
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_preflight_passes_in_every_env(env, tmp_path):
-    """The environment's own hosts, each played by this machine (local connection, no privilege): the names
-    the checks resolve are the inventory's addresses, which resolve to themselves."""
-    inventory, password_file = make_test_inventory(env, tmp_path)
+def _local_preflight_command(inventory) -> list[str]:
+    """playbooks/preflight.yml on the inventory's hosts, each played by this machine (local connection, no
+    privilege)."""
     local = {
         "ansible_connection": "local",
         "ansible_python_interpreter": sys.executable,
         "ansible_become": False,
     }
-    command = [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(ROOT / "playbooks" / "preflight.yml")]
-    command += ["-e", json.dumps(local)]
+    playbook = ROOT / "playbooks" / "preflight.yml"
+    return [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(playbook), "-e", json.dumps(local)]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_preflight_passes_in_every_env(env, tmp_path):
+    """The environment's own hosts, each played by this machine (local connection, no privilege): the names
+    the checks resolve are the inventory's addresses, which resolve to themselves."""
+    inventory, password_file = make_test_inventory(env, tmp_path)
+    command = _local_preflight_command(inventory)
     if password_file:
         command += ["--vault-id", f"{env}@{password_file}"]
     env_vars = _ansible_env() | dict.fromkeys(
@@ -343,3 +368,26 @@ def test_preflight_passes_in_every_env(env, tmp_path):
         t for p in report["plays"] for t in p["tasks"] if t["task"]["name"].startswith("Check that no two")
     ]
     assert set(port_check["hosts"]) == hosts, "every host reaches the last check"
+
+
+# Environment knobs a release renamed ({old: new}); playbooks/preflight.yml refuses the old names first.
+RENAMED_KNOBS = {"lookout_grafana_archive_file": "lookout_grafana_archive_src"}
+
+
+@pytest.mark.parametrize("old", sorted(RENAMED_KNOBS))
+def test_a_knob_under_its_old_name_stops_preflight_naming_both(old, tmp_path):
+    """An environment of an earlier release still setting a renamed knob: playbooks/preflight.yml (site.yml's
+    first play) stops before any host changes, naming the old and the new name (the wiring reads only the
+    new one)."""
+    inventory, _ = make_test_inventory("demo", tmp_path)
+    vars_file = inventory / "group_vars" / "all" / "vars.yml"
+    text = vars_file.read_text()
+    assert f"{RENAMED_KNOBS[old]}:" in text
+    vars_file.unlink()
+    vars_file.write_text(text.replace(f"{RENAMED_KNOBS[old]}:", f"{old}:"))
+    command = _local_preflight_command(inventory)
+    env_vars = _ansible_env() | {"ANSIBLE_LOCAL_TEMP": str(tmp_path / ".ansible-tmp")}
+    run = subprocess.run(command, capture_output=True, text=True, env=env_vars, check=False, cwd="/")
+    assert run.returncode != 0, run.stdout[-3000:]
+    assert f"{old} was renamed to {RENAMED_KNOBS[old]}" in run.stdout, run.stdout[-3000:] + run.stderr
+    assert "changed=0" in run.stdout and "changed=1" not in run.stdout, run.stdout[-3000:]

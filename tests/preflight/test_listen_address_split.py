@@ -1,9 +1,11 @@
 """alertmanager_web_listen_address is an address alone, its port alertmanager_web_listen_port (as every other
-role's listen address and port). An inventory that still gives the address in the host:port form of earlier
-releases would make Alertmanager's flag read host:port:port; the role's preflight refuses it before anything
-changes, naming the variable, the value and where the port went:
+role's listen address and port); so is the gossip's alertmanager_cluster_listen_address, its port
+alertmanager_cluster_listen_port (empty still: no cluster). An inventory that still gives the address in the
+host:port form of earlier releases would make Alertmanager's flag read host:port:port; the role's preflight
+refuses it before anything changes, naming the variable, the value and where the port went:
 
-- the role's own preflight, each old form on an inventory host of its own; the new forms pass;
+- the role's own preflight, each old form (of either address) on an inventory host of its own; the new forms
+  pass;
 - playbooks/preflight.yml (site.yml's first play) on a demo-shaped monitoring host whose host_vars still say
   host:port (host_vars win over the wiring's address, as an operator's override would).
 """
@@ -34,28 +36,56 @@ NEW_FORMS = {
     "new-ipv6": {"alertmanager_web_listen_address": "[::1]", "alertmanager_web_listen_port": 19093},
     "new-name": {"alertmanager_web_listen_address": "monitor1.example.org"},
 }
+CLUSTER_OLD_FORMS = {
+    "cluster-wildcard": "0.0.0.0:9094",
+    "cluster-ipv6": "[::]:9094",
+    "cluster-every-address": ":9094",
+    "cluster-name": "monitor1.example.org:9094",
+}
+CLUSTER_NEW_FORMS = {
+    "cluster-new-wildcard": {
+        "alertmanager_cluster_listen_address": "0.0.0.0",
+        "alertmanager_cluster_listen_port": 9094,
+    },
+    "cluster-new-ipv6": {
+        "alertmanager_cluster_listen_address": "[::]",
+        "alertmanager_cluster_listen_port": 19094,
+    },
+    "cluster-new-name": {"alertmanager_cluster_listen_address": "monitor1.example.org"},
+    "cluster-none": {"alertmanager_cluster_listen_address": ""},
+}
 
 
 @pytest.fixture(scope="module")
 def role_outcomes(tmp_path_factory) -> dict[str, Outcome]:
     required = PREFLIGHT_REQUIRED["alertmanager"]
     cases = {case: {**required, "alertmanager_web_listen_address": old} for case, old in OLD_FORMS.items()}
-    cases |= {case: {**required, **inputs} for case, inputs in NEW_FORMS.items()}
+    cases |= {
+        case: {**required, "alertmanager_cluster_listen_address": old}
+        for case, old in CLUSTER_OLD_FORMS.items()
+    }
+    cases |= {case: {**required, **inputs} for case, inputs in (NEW_FORMS | CLUSTER_NEW_FORMS).items()}
     return role_preflight_cases("alertmanager", tmp_path_factory.mktemp("alertmanager"), cases)
 
 
-@pytest.mark.parametrize("case", sorted(OLD_FORMS))
-def test_the_host_port_form_is_refused_naming_the_variable(role_outcomes, case):
+# Each refused old form: (the case, the address variable it sets, that address's port variable, the value).
+REFUSED = [(case, "web", old) for case, old in OLD_FORMS.items()] + [
+    (case, "cluster", old) for case, old in CLUSTER_OLD_FORMS.items()
+]
+
+
+@pytest.mark.parametrize(("case", "listener", "old"), sorted(REFUSED))
+def test_the_host_port_form_is_refused_naming_the_variable(role_outcomes, case, listener, old):
     outcome = role_outcomes[case]
-    assert "alertmanager: alertmanager_web_listen_address must be an address without the port" in (
+    assert f"alertmanager: alertmanager_{listener}_listen_address must be an address without the port" in (
         outcome.failure
     ), outcome.failure
-    assert "the port is alertmanager_web_listen_port" in outcome.failure, outcome.failure
-    assert f'(got "{OLD_FORMS[case]}")' in outcome.failure, outcome.failure
+    assert f"the port is alertmanager_{listener}_listen_port" in outcome.failure, outcome.failure
+    assert f'(got "{old}")' in outcome.failure, outcome.failure
     assert outcome.changed == 0
 
 
-@pytest.mark.parametrize("case", sorted(NEW_FORMS))
+@pytest.mark.parametrize("case", sorted(NEW_FORMS | CLUSTER_NEW_FORMS))
 def test_an_address_and_a_port_pass(role_outcomes, case):
     outcome = role_outcomes[case]
     assert outcome.failures == (), outcome.failure

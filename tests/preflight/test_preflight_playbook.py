@@ -63,8 +63,11 @@ PORT_CASES: dict[str, tuple[Host, tuple[str, str, int] | None]] = {
         ("prometheus_port", "grafana_http_port", 9090),
     ),
     "mon-cluster": (
-        Host(("monitoring",), {"alertmanager_cluster_listen_address": "0.0.0.0:9115"}),
-        ("blackbox_exporter_port", "alertmanager_cluster_listen_address", 9115),
+        Host(
+            ("monitoring",),
+            {"alertmanager_cluster_listen_address": "0.0.0.0", "alertmanager_cluster_listen_port": 9115},
+        ),
+        ("blackbox_exporter_port", "alertmanager_cluster_listen_port", 9115),
     ),
     "mon-node": (
         Host(("monitoring",), {"node_exporter_port": 9093}),

@@ -34,7 +34,8 @@ VARIANTS = {
     "alertmanager": {
         "alertmanager_web_listen_address": "[::]",
         "alertmanager_web_listen_port": 19093,
-        "alertmanager_cluster_listen_address": "[::]:9094",
+        "alertmanager_cluster_listen_address": "[::]",
+        "alertmanager_cluster_listen_port": 19094,
         "alertmanager_web_external_url": "http://192.0.2.21:9093/alertmanager",
         "alertmanager_data_retention": "1.5h",
         "alertmanager_group_wait": "0s",
@@ -136,9 +137,12 @@ BAD = {
             {"alertmanager_web_listen_port": 99999}, "alertmanager_web_listen_port", '"99999"'
         ),
         "cluster-address-with-scheme": Case(
-            {"alertmanager_cluster_listen_address": "http://0.0.0.0:9094"},
+            {"alertmanager_cluster_listen_address": "http://0.0.0.0"},
             "alertmanager_cluster_listen_address",
-            '"http://0.0.0.0:9094"',
+            '"http://0.0.0.0"',
+        ),
+        "cluster-port-out-of-range": Case(
+            {"alertmanager_cluster_listen_port": 0}, "alertmanager_cluster_listen_port", '"0"'
         ),
         "external-url-without-scheme": Case(
             {"alertmanager_web_external_url": "alerts.example.org"},
