@@ -1,0 +1,98 @@
+# Copyright: lookout maintainers
+# MIT License
+"""Whether the host already has what one of common's entries would make, decided on the controller.
+
+`host` is what `lookout.stack.common_state` reported for the host (common's state entry keeps it as the
+fact `__common_host`; roles/common/README.md, "State"). Each filter answers True only when the report
+covers everything asked and all of it matches; anything not reported (a path, package, user or unit the
+role did not ask about) answers False, and the entry makes its remote call as it would without a report.
+
+- `files_in_place(files, host)`: common_files entries (path, state, content, owner, group, mode, force),
+  compared as the module compares them: a file's SHA-1 (any content when force=false), mode (0644 for a
+  file, 0755 for a directory when none is given), owner and group (root); a directory's mode, owner and
+  group; an absent path's absence.
+- `user_in_place(host, user, group, home, shell)`: the user exists with that primary group, home and shell.
+- `packages_in_place(host, names)`: dpkg says `installed` for each.
+- `service_in_place(host, name)`: the unit is enabled and active, and systemd need not reload its file.
+- `service_masked(host, name)`: the unit is masked.
+- `state_forget(host, paths)`: the report without those paths (files the run has just changed); with
+  `paths` true instead of a list, an empty report (a package install may change anything).
+"""
+
+import hashlib
+
+from ansible.errors import AnsibleFilterError
+
+DEFAULT_MODES = {"file": 0o644, "directory": 0o755}
+
+
+def _report(host, part):
+    if not isinstance(host, dict):
+        raise AnsibleFilterError(f"the host's state is a dict (common_state's report), got {type(host).__name__}")
+    return host.get(part) or {}
+
+
+def _entry_in_place(entry, found):
+    state = entry.get("state") or "file"
+    if found is None:
+        return False
+    if state == "absent":
+        return found.get("type") == "absent"
+    if found.get("type") != state:
+        return False
+    mode = entry.get("mode")
+    wanted = int(str(mode), 8) if mode not in (None, "") else DEFAULT_MODES[state]
+    if int(found.get("mode", "-1"), 8) != wanted:
+        return False
+    if (found.get("owner"), found.get("group")) != (entry.get("owner") or "root", entry.get("group") or "root"):
+        return False
+    if state == "file" and entry.get("force", True) is not False:
+        content = entry.get("content")
+        if content is None:
+            return False
+        return hashlib.sha1(str(content).encode()).hexdigest() == found.get("sha1")
+    return True
+
+
+def files_in_place(files, host):
+    """True when every entry of `files` is on the host as it would be written (see the module's text)."""
+    report = _report(host, "files")
+    return bool(files) and all(_entry_in_place(entry, report.get(entry.get("path"))) for entry in files)
+
+
+def user_in_place(host, user, group, home, shell="/usr/sbin/nologin"):
+    found = _report(host, "users").get(user)
+    return found is not None and found == {"group": group, "home": home, "shell": shell}
+
+
+def packages_in_place(host, names):
+    report = _report(host, "packages")
+    return bool(names) and all(report.get(name) == "installed" for name in names)
+
+
+def service_in_place(host, name):
+    found = _report(host, "services").get(name) or {}
+    return found.get("enabled") == "enabled" and found.get("active") == "active" and found.get("reload") is False
+
+
+def service_masked(host, name):
+    return (_report(host, "services").get(name) or {}).get("enabled") == "masked"
+
+
+def state_forget(host, paths):
+    if paths is True or not isinstance(host, dict):
+        return {}
+    files = {path: found for path, found in (host.get("files") or {}).items() if path not in set(paths or [])}
+    return {**host, "files": files}
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "files_in_place": files_in_place,
+            "user_in_place": user_in_place,
+            "packages_in_place": packages_in_place,
+            "service_in_place": service_in_place,
+            "service_masked": service_masked,
+            "state_forget": state_forget,
+        }

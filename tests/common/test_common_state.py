@@ -1,0 +1,164 @@
+"""lookout.stack.common_state, run directly as Ansible runs a module, and the filters that compare its report
+on the controller (plugins/filter/state.py): what the report says of files, directories, links and absent
+paths, of users, of packages and units the host has no dpkg or systemd for; and that each filter answers
+True only for what the report shows exactly as common's entries would make it."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+ROOT = Path(__file__).resolve().parents[2]
+MODULE = ROOT / "plugins" / "modules" / "common_state.py"
+sys.path.insert(0, str(ROOT / "plugins" / "filter"))
+import state  # noqa: E402  (plugins/filter/state.py)
+
+
+def run(tmp_path: Path, env: dict | None = None, **params) -> dict:
+    args = tmp_path / "args.json"
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {**params, "_ansible_check_mode": True}}))
+    result = subprocess.run(
+        [sys.executable, str(MODULE), str(args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    return json.loads(result.stdout)
+
+
+def test_paths_report_type_mode_owner_and_sha1_and_change_nothing(tmp_path: Path):
+    work = tmp_path / "work"
+    (work / "conf.d").mkdir(parents=True)
+    conf = work / "conf.d" / "a.yml"
+    conf.write_text("a: 1\n")
+    conf.chmod(0o640)
+    (work / "link").symlink_to(conf)
+    before = sorted((p.name, p.stat().st_mode) for p in work.rglob("*"))
+    result = run(tmp_path, paths=[str(conf), str(work / "conf.d"), str(work / "link"), str(work / "none")])
+    assert result["changed"] is False, result
+    files = result["host"]["files"]
+    owner = __import__("pwd").getpwuid(os.geteuid()).pw_name
+    assert files[str(conf)] == {
+        "type": "file",
+        "mode": "0640",
+        "owner": owner,
+        "group": __import__("grp").getgrgid(os.getegid()).gr_name,
+        "sha1": hashlib.sha1(b"a: 1\n").hexdigest(),
+    }
+    assert files[str(work / "conf.d")]["type"] == "directory"
+    assert files[str(work / "link")]["type"] == "link"
+    assert files[str(work / "none")] == {"type": "absent"}
+    assert sorted((p.name, p.stat().st_mode) for p in work.rglob("*")) == before
+
+
+def test_users_packages_and_units_unknown_without_dpkg_or_systemd(tmp_path: Path):
+    # A PATH with neither dpkg-query nor systemctl: the report says unknown, which no filter takes as in place.
+    env = {"PATH": str(tmp_path / "empty"), "HOME": str(tmp_path)}
+    result = run(tmp_path, env=env, users=["root", "no-such-user-x"], packages=["dpkg"], services=["ssh"])
+    host = result["host"]
+    assert host["users"]["root"]["home"] == "/root"
+    assert host["users"]["no-such-user-x"] is None
+    assert host["packages"] == {"dpkg": "unknown"}
+    assert host["services"] == {"ssh": {"enabled": "unknown", "active": "unknown", "reload": True}}
+    assert not state.packages_in_place(host, ["dpkg"])
+    assert not state.service_in_place(host, "ssh")
+
+
+def test_units_read_with_one_systemctl_call(tmp_path: Path):
+    # A stand-in systemctl that answers as systemd does for two units, one of them masked; it logs its calls.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls"
+    fake = bin_dir / "systemctl"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" >> {log}\n'
+        "printf 'Id=a.service\\nLoadState=loaded\\nUnitFileState=enabled\\nActiveState=active\\n"
+        "NeedDaemonReload=no\\n\\nId=b.service\\nLoadState=masked\\nUnitFileState=masked\\n"
+        "ActiveState=inactive\\nNeedDaemonReload=no\\n'\n"
+    )
+    fake.chmod(0o755)
+    result = run(tmp_path, env={"PATH": str(bin_dir), "HOME": str(tmp_path)}, services=["a", "b"])
+    services = result["host"]["services"]
+    assert services["a"] == {"enabled": "enabled", "active": "active", "reload": False}
+    assert services["b"]["enabled"] == "masked"
+    assert log.read_text().splitlines() == [
+        "show --property=Id,LoadState,UnitFileState,ActiveState,NeedDaemonReload -- a.service b.service"
+    ]
+    assert state.service_in_place(result["host"], "a")
+    assert not state.service_in_place(result["host"], "b")
+    assert state.service_masked(result["host"], "b")
+    assert not state.service_masked(result["host"], "a")
+
+
+HOST = {
+    "files": {
+        "/etc/x/x.yml": {
+            "type": "file",
+            "mode": "0640",
+            "owner": "root",
+            "group": "x",
+            "sha1": hashlib.sha1(b"a: 1\n").hexdigest(),
+        },
+        "/etc/x": {"type": "directory", "mode": "0755", "owner": "root", "group": "root"},
+        "/etc/x/old.yml": {"type": "absent"},
+    },
+    "users": {"x": {"group": "x", "home": "/nonexistent", "shell": "/usr/sbin/nologin"}},
+    "packages": {"x": "installed", "y": "not-installed"},
+    "services": {"x": {"enabled": "enabled", "active": "active", "reload": False}},
+}
+WANTED = [
+    {"path": "/etc/x", "state": "directory"},
+    {"path": "/etc/x/x.yml", "content": "a: 1\n", "group": "x", "mode": "0640", "validate": "check %s"},
+    {"path": "/etc/x/old.yml", "state": "absent"},
+]
+
+
+def test_files_in_place_only_when_every_entry_matches():
+    assert state.files_in_place(WANTED, HOST)
+    assert not state.files_in_place([], HOST), "an empty list asks nothing: the entry's own call decides"
+    differs = [
+        {**WANTED[1], "content": "a: 2\n"},
+        {**WANTED[1], "mode": "0644"},
+        {**WANTED[1], "group": "root"},
+        {**WANTED[1], "owner": "x"},
+        {**WANTED[0], "mode": "0750"},
+        {**WANTED[2], "path": "/etc/x/x.yml"},
+        {"path": "/etc/x/x.yml", "state": "directory"},
+        {"path": "/etc/x/unreported.yml", "state": "absent"},
+    ]
+    for entry in differs:
+        assert not state.files_in_place([*WANTED, entry], HOST), entry
+    # force=false keeps whatever content is there: only the attributes count.
+    assert state.files_in_place([{**WANTED[1], "content": "other", "force": False}], HOST)
+
+
+def test_users_packages_services_and_forgetting():
+    assert state.user_in_place(HOST, "x", "x", "/nonexistent")
+    assert not state.user_in_place(HOST, "x", "x", "/var/lib/x")
+    assert not state.user_in_place(HOST, "x", "y", "/nonexistent")
+    assert not state.user_in_place(HOST, "z", "z", "/nonexistent")
+    assert state.packages_in_place(HOST, ["x"])
+    assert not state.packages_in_place(HOST, ["x", "y"])
+    assert not state.packages_in_place(HOST, ["x", "z"])
+    assert state.service_in_place(HOST, "x")
+    for found in ({"active": "failed"}, {"enabled": "disabled"}, {"reload": True}):
+        changed = {**HOST, "services": {"x": {**HOST["services"]["x"], **found}}}
+        assert not state.service_in_place(changed, "x"), found
+    forgot = state.state_forget(HOST, ["/etc/x/x.yml"])
+    assert not state.files_in_place(WANTED, forgot)
+    assert state.files_in_place(WANTED[:1], forgot)
+    assert state.state_forget(HOST, True) == {}
+    assert not state.files_in_place(WANTED, {})
+
+
+def test_a_report_that_is_not_a_dict_is_refused():
+    with pytest.raises(AnsibleFilterError, match="common_state's report"):
+        state.files_in_place(WANTED, "not a report")
