@@ -10,7 +10,8 @@ role did not ask about) answers False, and the entry makes its remote call as it
 - `files_in_place(files, host)`: common_files entries (path, state, content, owner, group, mode, force),
   compared as the module compares them: a file's SHA-1 (any content when force=false), mode (0644 for a
   file, 0755 for a directory when none is given), owner and group (root); a directory's mode, owner and
-  group; an absent path's absence.
+  group; an absent path's absence. An entry with `src` (a file on the controller, as `copy` takes it)
+  instead of `content` is compared by that file's SHA-1.
 - `user_in_place(host, user, group, home, shell)`: the user exists with that primary group, home and shell.
 - `packages_in_place(host, names)`: dpkg says `installed` for each.
 - `service_in_place(host, name)`: the unit is enabled and active, and systemd need not reload its file.
@@ -47,11 +48,24 @@ def _entry_in_place(entry, found):
     if (found.get("owner"), found.get("group")) != (entry.get("owner") or "root", entry.get("group") or "root"):
         return False
     if state == "file" and entry.get("force", True) is not False:
-        content = entry.get("content")
-        if content is None:
-            return False
-        return hashlib.sha1(str(content).encode()).hexdigest() == found.get("sha1")
+        return _sha1(entry) == found.get("sha1")
     return True
+
+
+def _sha1(entry):
+    """The SHA-1 of an entry's `content`, or of its `src`, a file on the controller (a copied binary)."""
+    if entry.get("content") is not None:
+        return hashlib.sha1(str(entry["content"]).encode()).hexdigest()
+    if not entry.get("src"):
+        return None
+    digest = hashlib.sha1()
+    try:
+        with open(entry["src"], "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def files_in_place(files, host):

@@ -162,3 +162,24 @@ def test_users_packages_services_and_forgetting():
 def test_a_report_that_is_not_a_dict_is_refused():
     with pytest.raises(AnsibleFilterError, match="common_state's report"):
         state.files_in_place(WANTED, "not a report")
+
+
+def test_a_copied_file_is_compared_by_its_source_on_the_controller(tmp_path: Path):
+    binary = tmp_path / "node_exporter"
+    binary.write_bytes(b"\x7fELF binary")
+    host = {
+        "files": {
+            "/usr/local/bin/node_exporter": {
+                "type": "file",
+                "mode": "0755",
+                "owner": "root",
+                "group": "root",
+                "sha1": hashlib.sha1(b"\x7fELF binary").hexdigest(),
+            }
+        }
+    }
+    entry = {"path": "/usr/local/bin/node_exporter", "src": str(binary), "mode": "0755"}
+    assert state.files_in_place([entry], host)
+    binary.write_bytes(b"\x7fELF new release")
+    assert not state.files_in_place([entry], host)
+    assert not state.files_in_place([{**entry, "src": str(tmp_path / "missing")}], host)
