@@ -308,7 +308,7 @@ def test_unit_is_written_in_configure(role: Path):
 
 # Service roles that do not read their state yet, and why: their entries make their calls as before.
 STATE_NOT_YET = {
-    "conduit": "reads its user and directories only (install.yml): the run phase records its units' checksums",
+    "conduit": "reads its user and directories only: the run phase records its units' checksums",
     "grafana": "most of a no-op run is its own API and APT tasks, outside common's entries",
     "postgresql": "clusters, roles and databases, outside common's entries",
 }

@@ -29,8 +29,17 @@ DEFAULT_MODES = {"file": 0o644, "directory": 0o755}
 
 def _report(host, part):
     if not isinstance(host, dict):
-        raise AnsibleFilterError(f"the host's state is a dict (common_state's report), got {type(host).__name__}")
+        raise AnsibleFilterError(
+            f"the host's state is a dict (common_state's report), got {type(host).__name__}"
+        )
     return host.get(part) or {}
+
+
+def _attributes_match(entry, found, state):
+    mode = entry.get("mode")
+    wanted = int(str(mode), 8) if mode not in (None, "") else DEFAULT_MODES[state]
+    owners = (entry.get("owner") or "root", entry.get("group") or "root")
+    return int(found.get("mode", "-1"), 8) == wanted and (found.get("owner"), found.get("group")) == owners
 
 
 def _entry_in_place(entry, found):
@@ -39,13 +48,7 @@ def _entry_in_place(entry, found):
         return False
     if state == "absent":
         return found.get("type") == "absent"
-    if found.get("type") != state:
-        return False
-    mode = entry.get("mode")
-    wanted = int(str(mode), 8) if mode not in (None, "") else DEFAULT_MODES[state]
-    if int(found.get("mode", "-1"), 8) != wanted:
-        return False
-    if (found.get("owner"), found.get("group")) != (entry.get("owner") or "root", entry.get("group") or "root"):
+    if found.get("type") != state or not _attributes_match(entry, found, state):
         return False
     if state == "file" and entry.get("force", True) is not False:
         return _sha1(entry) == found.get("sha1")
@@ -86,7 +89,9 @@ def packages_in_place(host, names):
 
 def service_in_place(host, name):
     found = _report(host, "services").get(name) or {}
-    return found.get("enabled") == "enabled" and found.get("active") == "active" and found.get("reload") is False
+    return (
+        found.get("enabled") == "enabled" and found.get("active") == "active" and found.get("reload") is False
+    )
 
 
 def service_masked(host, name):

@@ -131,14 +131,23 @@ def services_state(module, names):
         return found
     units = [name if "." in name else name + ".service" for name in names]
     rc, out, _ = module.run_command(
-        [systemctl, "show", "--property=Id,LoadState,UnitFileState,ActiveState,NeedDaemonReload", "--", *units]
+        [
+            systemctl,
+            "show",
+            "--property=Id,LoadState,UnitFileState,ActiveState,NeedDaemonReload",
+            "--",
+            *units,
+        ]
     )
     if rc != 0:
         return found
-    # One block per unit, in the order asked, separated by an empty line.
-    blocks = [dict(line.split("=", 1) for line in block.splitlines() if "=" in line) for block in out.split("\n\n")]
-    for name, block in zip(names, [b for b in blocks if b]):
-        if block.get("LoadState") in ("loaded", "masked"):
+    # One block per unit, in the order asked, separated by an empty line; a block whose Id is not the unit
+    # asked for (an alias) is not taken.
+    blocks = [
+        dict(line.split("=", 1) for line in block.splitlines() if "=" in line) for block in out.split("\n\n")
+    ]
+    for name, unit, block in zip(names, units, [b for b in blocks if b], strict=False):
+        if block.get("Id") == unit and block.get("LoadState") in ("loaded", "masked"):
             found[name] = {
                 "enabled": block.get("UnitFileState") or "unknown",
                 "active": block.get("ActiveState") or "unknown",

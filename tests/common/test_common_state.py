@@ -59,7 +59,8 @@ def test_paths_report_type_mode_owner_and_sha1_and_change_nothing(tmp_path: Path
 
 
 def test_users_packages_and_units_unknown_without_dpkg_or_systemd(tmp_path: Path):
-    # A PATH with neither dpkg-query nor systemctl: the report says unknown, which no filter takes as in place.
+    # A PATH with neither dpkg-query nor systemctl: the report says unknown, which no filter takes as in
+    # place.
     env = {"PATH": str(tmp_path / "empty"), "HOME": str(tmp_path)}
     result = run(tmp_path, env=env, users=["root", "no-such-user-x"], packages=["dpkg"], services=["ssh"])
     host = result["host"]
