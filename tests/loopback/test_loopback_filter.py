@@ -78,12 +78,12 @@ ROLES = {
         {"": "127.0.0.1", "*": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "127.0.0.1", V6: f"[{V6}]"},
     ),
     "alertmanager": (
-        "alertmanager_web_listen_address",
+        "alertmanager_listen_address",
         "__alertmanager_ready_url",
         {
             "alertmanager_tls_enabled": True,
             "alertmanager_web_external_url": "https://am.example.org/am/",
-            "alertmanager_web_listen_port": 9093,
+            "alertmanager_port": 9093,
         },
         {
             address: f"https://{host}:9093/am/-/ready"

@@ -65,13 +65,13 @@ PORT_CASES: dict[str, tuple[Host, tuple[str, str, int] | None]] = {
     "mon-cluster": (
         Host(
             ("monitoring",),
-            {"alertmanager_cluster_listen_address": "0.0.0.0", "alertmanager_cluster_listen_port": 9115},
+            {"alertmanager_cluster_listen_address": "0.0.0.0", "alertmanager_cluster_port": 9115},
         ),
-        ("blackbox_exporter_port", "alertmanager_cluster_listen_port", 9115),
+        ("blackbox_exporter_port", "alertmanager_cluster_port", 9115),
     ),
     "mon-node": (
         Host(("monitoring",), {"node_exporter_port": 9093}),
-        ("node_exporter_port", "alertmanager_web_listen_port", 9093),
+        ("node_exporter_port", "alertmanager_port", 9093),
     ),
 }
 CLASHES = [host for host, (_, clash) in PORT_CASES.items() if clash]
