@@ -97,9 +97,9 @@ ROLES = {
         },
     ),
     "grafana": (
-        "grafana_http_addr",
+        "grafana_listen_address",
         "__grafana_local_url",
-        {"grafana_tls_enabled": True, "grafana_protocol": "http", "grafana_http_port": 3000},
+        {"grafana_tls_enabled": True, "grafana_protocol": "http", "grafana_port": 3000},
         {
             "": "https://127.0.0.1:3000",
             "0.0.0.0": "https://127.0.0.1:3000",

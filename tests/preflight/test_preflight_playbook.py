@@ -59,8 +59,8 @@ PORT_CASES: dict[str, tuple[Host, tuple[str, str, int] | None]] = {
         ("node_exporter_port", "haproxy_metrics_port", 9100),
     ),
     "mon-grafana": (
-        Host(("monitoring",), {"grafana_http_port": 9090}),
-        ("prometheus_port", "grafana_http_port", 9090),
+        Host(("monitoring",), {"grafana_port": 9090}),
+        ("prometheus_port", "grafana_port", 9090),
     ),
     "mon-cluster": (
         Host(

@@ -44,7 +44,7 @@ VARIANTS = {
         "blackbox_exporter_listen_address": "",
     },
     "grafana": {
-        "grafana_http_addr": "::",
+        "grafana_listen_address": "::",
         "grafana_root_url": "https://grafana.example.org/",
         "grafana_prometheus_datasources": [{"name": "Prometheus", "url": "http://[::1]:9090"}],
     },
@@ -159,10 +159,10 @@ BAD = {
         ),
     },
     "grafana": {
-        "http-addr-with-scheme": Case(
-            {"grafana_http_addr": "http://0.0.0.0"}, "grafana_http_addr", '"http://0.0.0.0"'
+        "listen-address-with-scheme": Case(
+            {"grafana_listen_address": "http://0.0.0.0"}, "grafana_listen_address", '"http://0.0.0.0"'
         ),
-        "http-port-out-of-range": Case({"grafana_http_port": 70000}, "grafana_http_port", '"70000"'),
+        "port-out-of-range": Case({"grafana_port": 70000}, "grafana_port", '"70000"'),
         "scrape-interval-in-words": Case(
             {"grafana_prometheus_scrape_interval": "15 seconds"},
             "grafana_prometheus_scrape_interval",
