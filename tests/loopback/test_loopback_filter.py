@@ -72,7 +72,7 @@ ROLES = {
         role: (f"{role}_listen_address", f"__{role}_local_address", {}, BRACKETED) for role in BRACKETED_ROLES
     },
     "haproxy": (
-        "haproxy_metrics_address",
+        "haproxy_metrics_listen_address",
         "__haproxy_metrics_local_address",
         {},
         {"": "127.0.0.1", "*": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "127.0.0.1", V6: f"[{V6}]"},
