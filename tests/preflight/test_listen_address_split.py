@@ -68,7 +68,12 @@ def role_outcomes(tmp_path_factory) -> dict[str, Outcome]:
     return role_preflight_cases("alertmanager", tmp_path_factory.mktemp("alertmanager"), cases)
 
 
-# Each refused old form: (the case, the address variable it sets, that address's port variable, the value).
+# Each listener's address variable and that address's port variable.
+LISTENERS = {
+    "web": ("alertmanager_listen_address", "alertmanager_port"),
+    "cluster": ("alertmanager_cluster_listen_address", "alertmanager_cluster_port"),
+}
+# Each refused old form: (the case, the listener whose address it sets, the value).
 REFUSED = [(case, "web", old) for case, old in OLD_FORMS.items()] + [
     (case, "cluster", old) for case, old in CLUSTER_OLD_FORMS.items()
 ]
@@ -77,10 +82,9 @@ REFUSED = [(case, "web", old) for case, old in OLD_FORMS.items()] + [
 @pytest.mark.parametrize(("case", "listener", "old"), sorted(REFUSED))
 def test_the_host_port_form_is_refused_naming_the_variable(role_outcomes, case, listener, old):
     outcome = role_outcomes[case]
-    assert f"alertmanager: alertmanager_{listener}_listen_address must be an address without the port" in (
-        outcome.failure
-    ), outcome.failure
-    assert f"the port is alertmanager_{listener}_listen_port" in outcome.failure, outcome.failure
+    address, port = LISTENERS[listener]
+    assert f"alertmanager: {address} must be an address without the port" in outcome.failure, outcome.failure
+    assert f"the port is {port}" in outcome.failure, outcome.failure
     assert f'(got "{old}")' in outcome.failure, outcome.failure
     assert outcome.changed == 0
 
