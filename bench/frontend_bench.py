@@ -158,7 +158,7 @@ class Frontend(Served):
             "haproxy_listen_address": "127.0.0.1",
             "haproxy_https_port": self.ports["https"],
             "haproxy_http_port": self.ports["http"],
-            "haproxy_metrics_address": "127.0.0.1",
+            "haproxy_metrics_listen_address": "127.0.0.1",
             "haproxy_metrics_port": self.ports["metrics"],
             "haproxy_tls_names": TLS_NAMES,
             # A log line per request is still sent (UDP syslog), to a port nothing listens on.

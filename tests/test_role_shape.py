@@ -17,7 +17,9 @@
 - Common's `unit` entry is included from tasks/configure.yml, or a file it includes, only.
 - Input names: no `_package_name`, `_archive_local_path` or `_archive_file`; the package a role installs is
   `<role>_package`; the controller-side archive is `<role>_archive_src`; the service's user and group are
-  `<role>_system_user` and `<role>_system_group`.
+  `<role>_system_user` and `<role>_system_group`. A listener's inputs are `<role>_listen_address` and
+  `<role>_port` (the main one), `<role>_<what>_listen_address` and `<role>_<what>_port` (a second one); the
+  inputs that only look like a listener's, and ports bound to another address input, are listed with why.
 """
 
 import re
@@ -200,6 +202,81 @@ def test_service_user_is_role_system_user(role: Path):
         assert not wrong, f"{role.name}: the service's {kind} input is {expected[kind]}, not {wrong}"
         if names & inputs:
             assert expected[kind] in inputs, f"{role.name}: no input {expected[kind]}"
+
+
+# --- Listener inputs ---------------------------------------------------------------------------------------
+
+# What makes an input look like a listener's: `listen` in its name, or a name ending in a port or an address.
+LISTENER_LIKE = re.compile(r"listen|_port$|_addr$|_address(es)?$")
+# A word of the kind of input never names the listener (`alertmanager_web_listen_port`, `grafana_http_addr`).
+KIND_WORD = re.compile(r"(^|_)(listen|addr|address|port)(_|$)")
+
+# Inputs that look like a listener's but are not one, and why.
+NOT_LISTENERS = {
+    "conduit_database_port": "the PostgreSQL port Conduit connects to: a client's target",
+    "postgres_exporter_database_port": "the PostgreSQL port the exporter connects to (names its socket file)",
+    "prometheus_blackbox_address": "the blackbox exporter Prometheus sends its probes to (host:port)",
+    "firewall_ssh_port": "where sshd listens, which the firewall opens; not a listener of the firewall's",
+}
+
+# A listener's port whose address input is not `<role>[_<what>]_listen_address`: the address input it binds
+# (None: a fixed address, no input), and why.
+OTHER_ADDRESS = {
+    "haproxy_https_port": (
+        "haproxy_listen_address",
+        "the public HTTPS port; it and the redirecting HTTP port share the public address, named by protocol",
+    ),
+    "haproxy_http_port": (
+        "haproxy_listen_address",
+        "the public HTTP port (redirects), beside haproxy_https_port",
+    ),
+    "conduit_candidate_port": (
+        None,
+        "the candidate release, on 127.0.0.1 only: the health gate reaches it there",
+    ),
+    "postgresql_port": (
+        "postgresql_listen_addresses",
+        "PostgreSQL's own setting, listen_addresses, a list of addresses, keeps its name",
+    ),
+}
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_listener_inputs_follow_one_scheme(role: Path):
+    """A listener's inputs are `<role>_listen_address` and `<role>_port` (the main one) or
+    `<role>_<what>_listen_address` and `<role>_<what>_port` (a second one): each listener has both, and a
+    second listener means there is a main one."""
+    r = role.name
+    names = {n for n in role_inputs(role) if LISTENER_LIKE.search(n)} - set(NOT_LISTENERS)
+    other_ports = names & set(OTHER_ADDRESS)
+    other_addresses = {OTHER_ADDRESS[port][0] for port in other_ports}
+    scheme = re.compile(rf"{r}(?:_(?P<what>[a-z0-9_]+?))?_(?P<kind>listen_address|port)")
+    kinds: dict[str, set[str]] = {}  # per listener ("" the main one), the kinds of input it has
+    wrong = []
+    for name in sorted(names - other_ports):
+        found = scheme.fullmatch(name)
+        if found and not KIND_WORD.search(found["what"] or ""):
+            kinds.setdefault(found["what"] or "", set()).add(found["kind"])
+        elif name not in other_addresses:
+            wrong.append(name)
+    assert not wrong, (
+        f"{r}: listener inputs are {r}_listen_address and {r}_port, or {r}_<what>_listen_address and "
+        f"{r}_<what>_port (docs/conventions.md, Role shape), not {wrong}"
+    )
+    for what, found in sorted(kinds.items()):
+        listener = f"{r}_{what}" if what else r
+        address, port = f"{listener}_listen_address", f"{listener}_port"
+        assert "listen_address" in found, f"{r}: {port} has no {address}"
+        assert "port" in found or address in other_addresses, f"{r}: {address} has no {port}"
+    seconds = sorted(f"{r}_{what}" for what in kinds if what)
+    assert not seconds or "" in kinds, f"{r}: second listeners {seconds}, no main one ({r}_listen_address)"
+
+
+def test_listener_exceptions_are_inputs():
+    """The lists above name inputs the roles have: an exception outlives neither a rename nor a removal."""
+    inputs = set().union(*(role_inputs(role) for role in ROLES))
+    named = set(NOT_LISTENERS) | set(OTHER_ADDRESS) | {a for a, _ in OTHER_ADDRESS.values() if a}
+    assert named <= inputs, sorted(named - inputs)
 
 
 # --- Common's results, the check-mode idiom, the unit's phase ---------------------------------------------

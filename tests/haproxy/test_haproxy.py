@@ -182,7 +182,7 @@ INPUT_SETS = {
         "haproxy_backend_balance": "roundrobin",
         "haproxy_backend_maxconn": 5,
         "haproxy_timeout_client": "1m",
-        "haproxy_metrics_address": "0.0.0.0",
+        "haproxy_metrics_listen_address": "0.0.0.0",
     },
     "ipv6_and_names": {
         "haproxy_listen_address": "::",
@@ -348,9 +348,9 @@ def preflight(issued, tmp_path_factory) -> dict:
             "haproxy: haproxy_listen_address must be an IP address or a host name, without a scheme or a port"
             ' (got "0.0.0.0:443")',
         ),
-        "metrics_address_with_scheme": (
-            {"haproxy_metrics_address": "http://127.0.0.1"},
-            "haproxy: haproxy_metrics_address must be an IP address or a host name",
+        "metrics_listen_address_with_scheme": (
+            {"haproxy_metrics_listen_address": "http://127.0.0.1"},
+            "haproxy: haproxy_metrics_listen_address must be an IP address or a host name",
         ),
         "timeout_in_words": (
             {"haproxy_timeout_client": "30 seconds"},
@@ -391,7 +391,7 @@ BAD = [
     "interval_zero",
     "no_tls_names",
     "listen_address_with_port",
-    "metrics_address_with_scheme",
+    "metrics_listen_address_with_scheme",
     "timeout_in_words",
     "timeout_decimal",
     "backend_maxconn_zero",

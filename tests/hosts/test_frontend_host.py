@@ -1,7 +1,7 @@
 """HAProxy on a converged frontend host (molecule/stack: lb1), read with pytest-testinfra.
 
 Run by the stack's verify_frontend.yml, with the host's haproxy inputs in LOOKOUT_HOST_INPUTS (conftest.py):
-haproxy_listen_address and haproxy_metrics_address (names resolved on the host), haproxy_https_port,
+haproxy_listen_address and haproxy_metrics_listen_address (names resolved on the host), haproxy_https_port,
 haproxy_http_port, haproxy_metrics_port, haproxy_stats_socket_path and haproxy_metrics_tls_enabled. The
 paths, the user and the modes below are the haproxy role's defaults and internals (defaults/main.yml,
 vars/main.yml, tasks/), which no inventory sets. What needs a client (TLS, HSTS, the redirect, the body
@@ -88,7 +88,7 @@ def test_the_public_ports_listen_where_the_inventory_says_only(inputs, listeners
 
 
 def test_the_metrics_endpoint_listens_on_the_hosts_address_only(inputs, listeners, address_of):
-    expected = address_of(inputs["haproxy_metrics_address"])
+    expected = address_of(inputs["haproxy_metrics_listen_address"])
     assert listeners(inputs["haproxy_metrics_port"]) == {expected}
 
 

@@ -72,18 +72,18 @@ ROLES = {
         role: (f"{role}_listen_address", f"__{role}_local_address", {}, BRACKETED) for role in BRACKETED_ROLES
     },
     "haproxy": (
-        "haproxy_metrics_address",
+        "haproxy_metrics_listen_address",
         "__haproxy_metrics_local_address",
         {},
         {"": "127.0.0.1", "*": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "127.0.0.1", V6: f"[{V6}]"},
     ),
     "alertmanager": (
-        "alertmanager_web_listen_address",
+        "alertmanager_listen_address",
         "__alertmanager_ready_url",
         {
             "alertmanager_tls_enabled": True,
             "alertmanager_web_external_url": "https://am.example.org/am/",
-            "alertmanager_web_listen_port": 9093,
+            "alertmanager_port": 9093,
         },
         {
             address: f"https://{host}:9093/am/-/ready"
@@ -97,9 +97,9 @@ ROLES = {
         },
     ),
     "grafana": (
-        "grafana_http_addr",
+        "grafana_listen_address",
         "__grafana_local_url",
-        {"grafana_tls_enabled": True, "grafana_protocol": "http", "grafana_http_port": 3000},
+        {"grafana_tls_enabled": True, "grafana_protocol": "http", "grafana_port": 3000},
         {
             "": "https://127.0.0.1:3000",
             "0.0.0.0": "https://127.0.0.1:3000",

@@ -59,19 +59,19 @@ PORT_CASES: dict[str, tuple[Host, tuple[str, str, int] | None]] = {
         ("node_exporter_port", "haproxy_metrics_port", 9100),
     ),
     "mon-grafana": (
-        Host(("monitoring",), {"grafana_http_port": 9090}),
-        ("prometheus_port", "grafana_http_port", 9090),
+        Host(("monitoring",), {"grafana_port": 9090}),
+        ("prometheus_port", "grafana_port", 9090),
     ),
     "mon-cluster": (
         Host(
             ("monitoring",),
-            {"alertmanager_cluster_listen_address": "0.0.0.0", "alertmanager_cluster_listen_port": 9115},
+            {"alertmanager_cluster_listen_address": "0.0.0.0", "alertmanager_cluster_port": 9115},
         ),
-        ("blackbox_exporter_port", "alertmanager_cluster_listen_port", 9115),
+        ("blackbox_exporter_port", "alertmanager_cluster_port", 9115),
     ),
     "mon-node": (
         Host(("monitoring",), {"node_exporter_port": 9093}),
-        ("node_exporter_port", "alertmanager_web_listen_port", 9093),
+        ("node_exporter_port", "alertmanager_port", 9093),
     ),
 }
 CLASHES = [host for host, (_, clash) in PORT_CASES.items() if clash]

@@ -32,10 +32,10 @@ VARIANTS = {
         "prometheus_alert_website_down_for": "1m30s",
     },
     "alertmanager": {
-        "alertmanager_web_listen_address": "[::]",
-        "alertmanager_web_listen_port": 19093,
+        "alertmanager_listen_address": "[::]",
+        "alertmanager_port": 19093,
         "alertmanager_cluster_listen_address": "[::]",
-        "alertmanager_cluster_listen_port": 19094,
+        "alertmanager_cluster_port": 19094,
         "alertmanager_web_external_url": "http://192.0.2.21:9093/alertmanager",
         "alertmanager_data_retention": "1.5h",
         "alertmanager_group_wait": "0s",
@@ -44,7 +44,7 @@ VARIANTS = {
         "blackbox_exporter_listen_address": "",
     },
     "grafana": {
-        "grafana_http_addr": "::",
+        "grafana_listen_address": "::",
         "grafana_root_url": "https://grafana.example.org/",
         "grafana_prometheus_datasources": [{"name": "Prometheus", "url": "http://[::1]:9090"}],
     },
@@ -126,23 +126,21 @@ BAD = {
         ),
         # The host:port form of earlier releases (tests/preflight/test_listen_address_split.py).
         "listen-address-with-port": Case(
-            {"alertmanager_web_listen_address": "0.0.0.0:9093"},
-            "alertmanager_web_listen_address",
+            {"alertmanager_listen_address": "0.0.0.0:9093"},
+            "alertmanager_listen_address",
             '"0.0.0.0:9093"',
         ),
         "listen-address-bare-ipv6": Case(
-            {"alertmanager_web_listen_address": "::"}, "alertmanager_web_listen_address", '"::"'
+            {"alertmanager_listen_address": "::"}, "alertmanager_listen_address", '"::"'
         ),
-        "listen-port-out-of-range": Case(
-            {"alertmanager_web_listen_port": 99999}, "alertmanager_web_listen_port", '"99999"'
-        ),
+        "port-out-of-range": Case({"alertmanager_port": 99999}, "alertmanager_port", '"99999"'),
         "cluster-address-with-scheme": Case(
             {"alertmanager_cluster_listen_address": "http://0.0.0.0"},
             "alertmanager_cluster_listen_address",
             '"http://0.0.0.0"',
         ),
         "cluster-port-out-of-range": Case(
-            {"alertmanager_cluster_listen_port": 0}, "alertmanager_cluster_listen_port", '"0"'
+            {"alertmanager_cluster_port": 0}, "alertmanager_cluster_port", '"0"'
         ),
         "external-url-without-scheme": Case(
             {"alertmanager_web_external_url": "alerts.example.org"},
@@ -161,10 +159,10 @@ BAD = {
         ),
     },
     "grafana": {
-        "http-addr-with-scheme": Case(
-            {"grafana_http_addr": "http://0.0.0.0"}, "grafana_http_addr", '"http://0.0.0.0"'
+        "listen-address-with-scheme": Case(
+            {"grafana_listen_address": "http://0.0.0.0"}, "grafana_listen_address", '"http://0.0.0.0"'
         ),
-        "http-port-out-of-range": Case({"grafana_http_port": 70000}, "grafana_http_port", '"70000"'),
+        "port-out-of-range": Case({"grafana_port": 70000}, "grafana_port", '"70000"'),
         "scrape-interval-in-words": Case(
             {"grafana_prometheus_scrape_interval": "15 seconds"},
             "grafana_prometheus_scrape_interval",

@@ -56,6 +56,15 @@ def test_the_renamed_inputs_are_listed():
     """The inputs issue 18 renamed, so that this test cannot pass on an empty list."""
     olds = {old for _, old, _ in PAIRS}
     assert {"alertmanager_package_name", "grafana_archive_file", "conduit_user"} <= olds, olds
+    # The listeners' inputs, one scheme (tests/test_role_shape.py).
+    listeners = {
+        "alertmanager_web_listen_address",
+        "alertmanager_web_listen_port",
+        "grafana_http_addr",
+        "grafana_http_port",
+        "haproxy_metrics_address",
+    }
+    assert listeners <= olds, olds
 
 
 @pytest.mark.parametrize(("role", "old", "new"), PAIRS, ids=[f"{r}-{o}" for r, o, _ in PAIRS])

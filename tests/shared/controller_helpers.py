@@ -100,6 +100,8 @@ PREFLIGHT_REQUIRED = {
         "alertmanager_slack_api_url": "https://hooks.slack.example.org/services/test",
     },
     "grafana": {"grafana_admin_password": "test-admin-password"},
+    # An IP address: it resolves to itself on the controller.
+    "haproxy": {"haproxy_backend_servers": [{"name": "web1", "address": "10.0.0.11", "port": 5566}]},
     "conduit": {"conduit_version": "1.4.0", "conduit_secret_key": "k" * 40},
     "postgresql": {
         "postgresql_version": "15",

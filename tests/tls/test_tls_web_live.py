@@ -178,7 +178,7 @@ def site(tmp_path_factory):
             haproxy_listen_address="127.0.0.1",
             haproxy_https_port=ports["https"],
             haproxy_http_port=ports["http"],
-            haproxy_metrics_address="127.0.0.1",
+            haproxy_metrics_listen_address="127.0.0.1",
             haproxy_metrics_port=ports["metrics"],
             haproxy_metrics_tls_enabled=True,
             haproxy_backend_tls_enabled=True,
