@@ -4,8 +4,8 @@
 Run by the scenario's verify, one run per host, after the converge, the idempotence run and side_effect.yml's
 second run (a new admin password, a dropped datasource, a stale dashboard file), with the host's grafana
 inputs in LOOKOUT_HOST_INPUTS (conftest.py): grafana_install_method, grafana_version (the supplied package's,
-which names the archive method's release directory), grafana_http_addr (a name or an address, resolved on the
-host as the role does; empty: every address), grafana_http_port and grafana_tls_enabled. Without a real
+which names the archive method's release directory), grafana_listen_address (a name or an address, resolved
+on the host as the role does; empty: every address), grafana_port and grafana_tls_enabled. Without a real
 Grafana package the process under the unit is the scenario's stand-in (molecule/grafana/files/
 grafana-standin.py), run by the role's own unit from the role's install: everything below is the role's
 doing either way.
@@ -141,9 +141,9 @@ def test_the_apt_keyring_and_source_are_public_and_root_owned(host, inputs, path
 
 
 def test_grafana_listens_where_the_inventory_says_only(inputs, listeners, address_of):
-    found = listeners(inputs["grafana_http_port"])
-    if inputs["grafana_http_addr"]:
-        assert found == {address_of(inputs["grafana_http_addr"])}
+    found = listeners(inputs["grafana_port"])
+    if inputs["grafana_listen_address"]:
+        assert found == {address_of(inputs["grafana_listen_address"])}
     else:
         assert found, "nothing listens"
         assert found <= WILDCARDS, found
