@@ -6,7 +6,9 @@
   neither runs in check mode (`not ansible_check_mode`, the one check-mode idiom of handlers), and neither
   reads a result common registered (it describes whichever service common handled last). Another handler
   acts on something else than the service and says so: `Reload <role> <what>` (PostgreSQL's job units).
-  Every handler a role's task notifies exists.
+  Every handler a role's task notifies exists. Neither handler runs for a service this run has just started:
+  the run phase keeps `__<role>_started` through `lookout.stack.service_started`, and both handlers skip on it
+  (`STARTED_NOT_SPARED` lists the exceptions, with why).
 - Common's registered results (`common_install_result`, `common_files_result`, `common_unit_result`,
   `common_service_result`, ...) are read only by a `set_fact` that directly follows an include of common in
   the same task list: the role keeps what it needs as its own fact (the next entry overwrites the result, and
@@ -106,6 +108,36 @@ def test_reload_runs_only_when_no_restart_ran(role: Path):
     assert guard in _when(reload), (
         f"{role.name}: 'Reload {role.name}' needs `when: ... {guard}`: {_when(reload)!r}"
     )
+
+
+# Roles whose handlers may act on a service this run has just started, with why.
+STARTED_NOT_SPARED = {
+    "postgresql": "Debian's package creates and starts the cluster; the role configures the running server",
+    "firewall": "a oneshot unit: a restart loads the rules again, which a start has just done",
+}
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_a_service_just_started_is_spared_its_restart_and_reload(role: Path):
+    if not any(common_calls(role, "service")) or role.name in STARTED_NOT_SPARED:
+        return
+    started = f"__{role.name}_started"
+    kept = [
+        task["ansible.builtin.set_fact"][started]
+        for task in tasks(role)
+        if isinstance(task.get("ansible.builtin.set_fact"), dict)
+        and started in task["ansible.builtin.set_fact"]
+    ]
+    assert kept == ["{{ common_service_result | lookout.stack.service_started }}"], (
+        f"{role.name}: the run phase keeps {started} from common_service_result through "
+        f"lookout.stack.service_started (a start, not only an enable), right after the start: {kept}"
+    )
+    for name in (f"Restart {role.name}", f"Reload {role.name}"):
+        handler = _by_name(role).get(name)
+        if handler is not None:
+            assert f"not {started} | default(false)" in _when(handler), (
+                f"{role.name}: '{name}' must skip a service this run has just started: {_when(handler)!r}"
+            )
 
 
 @pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)

@@ -14,8 +14,12 @@ role did not ask about) answers False, and the entry makes its remote call as it
   instead of `content` is compared by that file's SHA-1.
 - `user_in_place(host, user, group, home, shell)`: the user exists with that primary group, home and shell.
 - `packages_in_place(host, names)`: dpkg says `installed` for each.
+- `packages_reported(host, names)`: the report has dpkg's word for each (installed or not): no need to ask
+  dpkg again.
 - `service_in_place(host, name)`: the unit is enabled and active, and systemd need not reload its file.
 - `service_masked(host, name)`: the unit is masked.
+- `service_started(result)`: common's service entry (its registered systemd_service result) started the
+  unit: it changed something and the unit was not active before (only enabling a running unit is no start).
 - `state_forget(host, paths)`: the report without those paths (files the run has just changed); with
   `paths` true instead of a list, an empty report (a package install may change anything).
 """
@@ -87,6 +91,11 @@ def packages_in_place(host, names):
     return bool(names) and all(report.get(name) == "installed" for name in names)
 
 
+def packages_reported(host, names):
+    report = _report(host, "packages")
+    return bool(names) and all(name in report for name in names)
+
+
 def service_in_place(host, name):
     found = _report(host, "services").get(name) or {}
     return (
@@ -96,6 +105,14 @@ def service_in_place(host, name):
 
 def service_masked(host, name):
     return (_report(host, "services").get(name) or {}).get("enabled") == "masked"
+
+
+def service_started(result):
+    if not isinstance(result, dict) or not result.get("changed"):
+        return False
+    # Without systemd's word on the state before (no `status`), it is no start: the handlers restart as usual.
+    before = (result.get("status") or {}).get("ActiveState")
+    return before is not None and before not in ("active", "reloading", "activating")
 
 
 def state_forget(host, paths):
@@ -111,7 +128,9 @@ class FilterModule:
             "files_in_place": files_in_place,
             "user_in_place": user_in_place,
             "packages_in_place": packages_in_place,
+            "packages_reported": packages_reported,
             "service_in_place": service_in_place,
             "service_masked": service_masked,
+            "service_started": service_started,
             "state_forget": state_forget,
         }

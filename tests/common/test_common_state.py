@@ -184,3 +184,23 @@ def test_a_copied_file_is_compared_by_its_source_on_the_controller(tmp_path: Pat
     binary.write_bytes(b"\x7fELF new release")
     assert not state.files_in_place([entry], host)
     assert not state.files_in_place([{**entry, "src": str(tmp_path / "missing")}], host)
+
+
+def test_service_started_only_when_the_unit_was_not_active():
+    # common's service entry registers systemd_service's result: `status` is systemd's view before the task.
+    assert state.service_started({"changed": True, "status": {"ActiveState": "inactive"}})
+    assert state.service_started({"changed": True, "status": {"ActiveState": "failed"}})
+    # Only enabled (it was running): the handlers must still restart it for a new binary or unit.
+    assert not state.service_started({"changed": True, "status": {"ActiveState": "active"}})
+    assert not state.service_started({"changed": False, "status": {"ActiveState": "inactive"}})
+    assert not state.service_started({"changed": True}), "no word on the state before: no start"
+    assert not state.service_started({"skipped": True, "changed": False})
+    assert not state.service_started(None)
+
+
+def test_packages_reported_covers_every_name_whatever_its_status():
+    host = {"packages": {"x": "installed", "y": "unknown", "z": "not-installed"}}
+    assert state.packages_reported(host, ["x", "y", "z"])
+    assert not state.packages_reported(host, ["x", "w"])
+    assert not state.packages_reported(host, [])
+    assert not state.packages_reported({}, ["x"])
