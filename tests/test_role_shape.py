@@ -17,6 +17,8 @@
   `ansible_check_mode and (__<role>_fresh | default(false) or __<role>_unit_changed | default(false))`, and
   install.yml sets `__<role>_fresh`.
 - Common's `unit` entry is included from tasks/configure.yml, or a file it includes, only.
+- Files one way: no role but common writes a file's content with template, copy, lineinfile, blockinfile,
+  replace or ini_file; `CONTENT_NOT_THROUGH_COMMON` lists the tasks that do, with why.
 - Input names: no `_package_name`, `_archive_local_path` or `_archive_file`; the package a role installs is
   `<role>_package`; the controller-side archive is `<role>_archive_src`; the service's user and group are
   `<role>_system_user` and `<role>_system_group`. A listener's inputs are `<role>_listen_address` and
@@ -411,6 +413,57 @@ def test_unit_is_written_in_configure(role: Path):
     }
     outside = sorted(writing - _included_files(role, "configure.yml"))
     assert not outside, f"{role.name}: common's unit entry is included from configure.yml only, not {outside}"
+
+
+# --- Files, one way ----------------------------------------------------------------------------------------
+
+# Modules that write a file's content on the host; a role writes its files through common's `files` entry.
+CONTENT_MODULES = (
+    "ansible.builtin.template",
+    "ansible.builtin.copy",
+    "ansible.builtin.lineinfile",
+    "ansible.builtin.blockinfile",
+    "ansible.builtin.replace",
+    "community.general.ini_file",
+)
+# (role, task) that write content otherwise, and why (docs/conventions.md).
+CONTENT_NOT_THROUGH_COMMON = {
+    (
+        "conduit",
+        "Write the environment file (secrets)",
+    ): "template with backup: true, put back when the gate refuses",
+    (
+        "conduit",
+        "Write the gunicorn configuration",
+    ): "template with backup: true, put back when the gate refuses",
+    (
+        "conduit",
+        "Write the socket unit",
+    ): "run_state.yml reads its result (changed, checksum) with the two above",
+    ("conduit", "Restore the previous configuration files"): "puts the backups of the two above back",
+    (
+        "conduit",
+        "Record the state verified serving",
+    ): "the run's record, written last on purpose, not configuration",
+    ("grafana", "Copy the grafana package to the host"): "a package file, copied as it is",
+    ("k6", "Install the k6 binary supplied on the controller"): "a binary, copied as it is",
+    ("postgresql", "Copy the dump aside for the restore"): "a dump, copied on the host as it is",
+}
+
+
+def test_files_are_written_through_common_files():
+    found = {
+        (role.name, task.get("name")): module
+        for role in ROLES
+        if role.name not in COMMON
+        for task in tasks(role)
+        for module in CONTENT_MODULES
+        if module in task
+    }
+    outside = sorted(set(found) - set(CONTENT_NOT_THROUGH_COMMON))
+    assert not outside, f"write these through common's files entry (with its validation): {outside}"
+    stale = sorted(set(CONTENT_NOT_THROUGH_COMMON) - set(found))
+    assert not stale, f"CONTENT_NOT_THROUGH_COMMON names tasks that no longer exist: {stale}"
 
 
 # --- State, read once -------------------------------------------------------------------------------------
