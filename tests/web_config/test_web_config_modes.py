@@ -1,16 +1,11 @@
-"""The common web_config entry's other two modes, on the controller against local hosts.
+"""The common web_config entry's check-only mode, on the controller against local hosts.
 
 - Check only (each role's preflight): every role with basic-auth users refuses bad ones through common's
   check with the message it always gave, word for word, naming its own variables and never a password;
   72 bytes pass and 73 do not, counted in bytes (36 two-byte characters pass, 37 do not); with basic auth
   off nothing is checked.
-- Absent (a role's run phase with auth and TLS off): the file goes, changed only when it was there; check
-  mode reports it and keeps it; common_notify is notified only when it goes; with a render path, the
-  controller's copy goes and the host path is left alone.
+A web configuration no longer in use is removed with common's files entry (state: absent), tested with it.
 """
-
-import subprocess
-from pathlib import Path
 
 import pytest
 from controller_helpers import PREFLIGHT_PLAY, PREFLIGHT_REQUIRED, ansible_playbook, local_host, outcomes
@@ -98,70 +93,3 @@ def test_the_check_needs_the_role(tmp_path):
     play.write_text(CHECK_WITHOUT_ROLE_PLAY)
     run = ansible_playbook(play, {"all": {"hosts": {"mon1": local_host()}}}, tmp_path, json_output=True)
     assert "common_web_config_role" in outcomes(run)["mon1"].failure
-
-
-ABSENT_PLAY = """
-- name: Remove the web configurations
-  hosts: all
-  gather_facts: false
-  handlers:
-    - name: Note the removal
-      ansible.builtin.debug:
-        msg: the web configuration went
-  tasks:
-    - name: Remove the host's file
-      ansible.builtin.include_role:
-        name: common
-        tasks_from: web_config
-      vars:
-        common_web_config_state: absent
-        common_web_config_path: "{{ web_file }}"
-        common_web_config_group: root
-        common_web_config_render_path: "{{ web_render | default('') }}"
-        common_notify: [Note the removal]
-"""
-HANDLER = "RUNNING HANDLER [Note the removal]"
-
-
-def _absent(workdir: Path, *extra: str, **hostvars) -> subprocess.CompletedProcess:
-    play = workdir / "absent.yml"
-    play.write_text(ABSENT_PLAY)
-    inventory = {"all": {"hosts": {"mon1": local_host(web_file=str(workdir / "web.yml"), **hostvars)}}}
-    run = ansible_playbook(play, inventory, workdir, *extra)
-    assert run.returncode == 0, run.stdout + run.stderr
-    return run
-
-
-def _changed(run: subprocess.CompletedProcess) -> int:
-    recap = run.stdout.rpartition("PLAY RECAP")[2]
-    return int(recap.split("changed=")[1].split()[0])
-
-
-def test_absent_removes_the_file_once_and_honours_check_mode(tmp_path):
-    web = tmp_path / "web.yml"
-    web.write_text("basic_auth_users: {}\n")
-
-    checked = _absent(tmp_path, "--check")
-    assert web.exists(), "check mode removed the file"
-    assert _changed(checked) == 1
-    assert HANDLER in checked.stdout
-
-    removed = _absent(tmp_path)
-    assert not web.exists()
-    assert _changed(removed) == 1
-    assert HANDLER in removed.stdout
-
-    again = _absent(tmp_path)
-    assert _changed(again) == 0
-    assert HANDLER not in again.stdout
-
-
-def test_absent_with_a_render_path_removes_the_controllers_copy_only(tmp_path):
-    web = tmp_path / "web.yml"
-    rendered = tmp_path / "rendered-web.yml"
-    for path in (web, rendered):
-        path.write_text("basic_auth_users: {}\n")
-    run = _absent(tmp_path, web_render=str(rendered))
-    assert not rendered.exists()
-    assert web.exists()
-    assert _changed(run) == 1
