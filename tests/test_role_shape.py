@@ -124,12 +124,7 @@ def test_a_service_just_started_is_spared_its_restart_and_reload(role: Path):
     if not any(common_calls(role, "service")) or role.name in STARTED_NOT_SPARED:
         return
     started = f"__{role.name}_started"
-    kept = [
-        task["ansible.builtin.set_fact"][started]
-        for task in tasks(role)
-        if isinstance(task.get("ansible.builtin.set_fact"), dict)
-        and started in task["ansible.builtin.set_fact"]
-    ]
+    kept = _fact_values(tasks(role), started)
     assert kept == ["{{ common_service_result | lookout.stack.service_started }}"], (
         f"{role.name}: the run phase keeps {started} from common_service_result through "
         f"lookout.stack.service_started (a start, not only an enable), right after the start: {kept}"
@@ -343,6 +338,14 @@ def _is_set_fact(task: dict) -> bool:
     return "ansible.builtin.set_fact" in task or "set_fact" in task
 
 
+def _fact_values(items, name: str) -> list:
+    """What each set_fact among the tasks gives the fact `name`, in order."""
+    facts = [
+        task.get("ansible.builtin.set_fact") or task.get("set_fact") for task in items if _is_set_fact(task)
+    ]
+    return [fact[name] for fact in facts if isinstance(fact, dict) and name in fact]
+
+
 @pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
 def test_common_results_read_only_right_after_their_include(role: Path):
     wrong = []
@@ -374,12 +377,7 @@ def test_service_skip_is_the_one_check_mode_idiom(role: Path):
     for entry_vars in calls:
         skip = _one_line(entry_vars.get("common_service_skip", ""))
         assert skip == idiom, f"{r}: common_service_skip must be {idiom!r}, not {skip!r}"
-    fresh = [
-        task
-        for task in load(role / "tasks" / "install.yml") or []
-        if _is_set_fact(task)
-        and f"__{r}_fresh" in (task.get("ansible.builtin.set_fact") or task.get("set_fact") or {})
-    ]
+    fresh = _fact_values(load(role / "tasks" / "install.yml") or [], f"__{r}_fresh")
     assert fresh, f"{r}: tasks/install.yml must set __{r}_fresh (the package or binaries were new this run)"
 
 
@@ -427,24 +425,13 @@ CONTENT_MODULES = (
     "community.general.ini_file",
 )
 # (role, task) that write content otherwise, and why (docs/conventions.md).
+BACKED_UP = "template with backup: true, put back when the gate refuses a release"
 CONTENT_NOT_THROUGH_COMMON = {
-    (
-        "conduit",
-        "Write the environment file (secrets)",
-    ): "template with backup: true, put back when the gate refuses",
-    (
-        "conduit",
-        "Write the gunicorn configuration",
-    ): "template with backup: true, put back when the gate refuses",
-    (
-        "conduit",
-        "Write the socket unit",
-    ): "run_state.yml reads its result (changed, checksum) with the two above",
-    ("conduit", "Restore the previous configuration files"): "puts the backups of the two above back",
-    (
-        "conduit",
-        "Record the state verified serving",
-    ): "the run's record, written last on purpose, not configuration",
+    ("conduit", "Write the environment file (secrets)"): BACKED_UP,
+    ("conduit", "Write the gunicorn configuration"): BACKED_UP,
+    ("conduit", "Write the socket unit"): "run_state.yml reads its result with the two above",
+    ("conduit", "Restore the previous configuration files"): "puts the two backups back",
+    ("conduit", "Record the state verified serving"): "the run's record, written last, not configuration",
     ("grafana", "Copy the grafana package to the host"): "a package file, copied as it is",
     ("k6", "Install the k6 binary supplied on the controller"): "a binary, copied as it is",
     ("postgresql", "Copy the dump aside for the restore"): "a dump, copied on the host as it is",
