@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from role_helpers import COMMON, ROLES, common_calls, load, tasks
+from role_helpers import COMMON, ROLES, ROOT, common_calls, load, tasks
 from role_helpers import inputs as role_inputs
 
 RETIRED_SUFFIXES = ("_package_name", "_archive_local_path", "_archive_file")
@@ -486,3 +486,53 @@ def test_state_is_read_first_in_install(role: Path):
 def test_roles_not_reading_state_are_service_roles():
     service_roles = {role.name for role in ROLES if any(common_calls(role, "service", "unit"))}
     assert set(STATE_NOT_YET) <= service_roles, set(STATE_NOT_YET) - service_roles
+
+
+# --- Packages, one transaction per play -------------------------------------------------------------------
+
+PLAYBOOKS = sorted(
+    [
+        ROOT / "site.yml",
+        *(ROOT / "playbooks").glob("*.yml"),
+        *(ROOT / "bench").glob("*.yml"),
+        *(ROOT / "molecule").glob("*/*.yml"),
+    ]
+)
+
+
+def _plays_installing_ahead() -> list[tuple[str, dict, list[str]]]:
+    """(file, play, roles) of every play whose pre_tasks include common's install_play_packages."""
+    found = []
+    for path in PLAYBOOKS:
+        for play in load(path) or []:
+            if not isinstance(play, dict):
+                continue
+            ahead = [
+                task
+                for task in play.get("pre_tasks") or []
+                if _includes_common(task) and _common_entry(task) == "install_play_packages"
+            ]
+            if not ahead:
+                continue
+            listed = [r["role"] if isinstance(r, dict) else r for r in play.get("roles") or []]
+            given = (ahead[0].get("vars") or {}).get("common_play_roles")
+            names = given if isinstance(given, list) else listed
+            found.append((str(path.relative_to(ROOT)), play, [n.split(".")[-1] for n in names]))
+    return found
+
+
+def test_packages_installed_ahead_start_no_service_their_role_would_not():
+    """A play installs its roles' packages together, with no service started, only when every one of those
+    roles starts its own service in its run phase (its install step passes common_packages_start: false)."""
+    plays = _plays_installing_ahead()
+    assert {path for path, _, _ in plays} >= {"playbooks/monitoring.yml", "bench/monitoring_bench.yml"}
+    for path, play, names in plays:
+        assert names, f"{path}: {play.get('name')} installs ahead but lists no roles"
+        for name in names:
+            calls = list(_common_entry_vars(ROOT / "roles" / name, "install_package"))
+            assert calls, f"{path}: {name} installs no package through common's install_package"
+            starting = [v for v in calls if v.get("common_packages_start", True) is not False]
+            assert not starting, (
+                f"{path}: {name}'s package would start its service (no common_packages_start: false); "
+                "leave it out of the play's install_play_packages"
+            )
