@@ -26,6 +26,10 @@
 # ssh.yml (deploy, become, host key checked against the known_hosts that playbook wrote) and this checkout's
 # ansible.cfg (pipelining; Ansible's ssh_args: ControlMaster=auto, ControlPersist=60s). The control sockets
 # live in the run's directory and are closed when their container goes.
+# LOOKOUT_BENCH_MITOGEN=1: every timed run, lookout's and the anchor's alike, under Mitogen's mitogen_linear
+# strategy (the exports of scripts/mitogen-env.sh; README.md, "Mitogen (optional)"); unset or 0: Ansible's
+# linear strategy, as before. Mitogen accelerates `ssh`, not community.docker.docker. The SSH setup of each
+# host (ssh_access.yml) is not timed and runs without it.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-3}
@@ -41,6 +45,20 @@ case $connection in
     ;;
   *)
     echo "[bench] LOOKOUT_BENCH_CONNECTION: 'docker' or 'ssh', not '$connection'" >&2
+    exit 2
+    ;;
+esac
+# The strategy of the timed runs: the exports play() evaluates (empty: none), and how the output names it.
+mitogen_exports="" strategy_label=${ANSIBLE_STRATEGY:-linear}
+case ${LOOKOUT_BENCH_MITOGEN:-0} in
+  0) ;;
+  1)
+    mitogen_exports=$("$here/scripts/mitogen-env.sh") || exit 2
+    strategy_label="mitogen_linear ($(sed -n '1s/^# \(Mitogen [^,]*\),.*/\1/p' <<<"$mitogen_exports"))"
+    [ "$connection" = ssh ] || echo "[bench] Mitogen does not take over community.docker.docker: that connection runs as without it" >&2
+    ;;
+  *)
+    echo "[bench] LOOKOUT_BENCH_MITOGEN: '1' or '0', not '$LOOKOUT_BENCH_MITOGEN'" >&2
     exit 2
     ;;
 esac
@@ -159,6 +177,8 @@ fi
 play() {  # play SIDE NAME HOST [ansible-playbook args...] -> table cell; log in $work/NAME.log, a line in results
   local side=$1 name=$2 host=$3; shift 3
   local load start end seconds status=ok cell
+  # Called as $(play ...): the exports stay in this run's subshell (reach's setup runs without them).
+  if [ -n "$mitogen_exports" ]; then eval "$mitogen_exports"; fi
   load=$(cut -d' ' -f1 /proc/loadavg)
   start=$(date +%s.%N)
   if [ "$side" = lookout ]; then
@@ -267,7 +287,7 @@ anchor_state() {  # anchor_state HOST: the same for the anchor's units and files
   docker exec "$last" ss -ltnp | awk 'NR>1 {print "  listening " $4}'
 }
 
-echo "Connection: $connection_label"
+echo "Connection: $connection_label; strategy: $strategy_label"
 echo "Wall clock of ansible-playbook, 1-minute load average before the run; changed= of the re-run and of check --diff"
 printf '| round | side | check (fresh) | converge | re-run | changed | check --diff (converged) | changed |\n'
 printf '|---|---|---|---|---|---|---|---|\n'
@@ -296,7 +316,7 @@ for i in $(seq 1 "$runs"); do
 done
 
 echo
-python3 - "$work/results.tsv" "${#sides[@]}" "$anchor_why" "$connection_label" <<'PY'
+python3 - "$work/results.tsv" "${#sides[@]}" "$anchor_why" "$connection_label" "$strategy_label" <<'PY'
 import statistics, sys
 rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
 phases = [("check-fresh", "`--check` on the fresh host", None), ("converge", "first converge", 0.5),
@@ -312,7 +332,7 @@ def cell(side, phase):
         text += f" ({failed} of {len(runs)} FAILED)"
     return median, text
 rounds = sum(r[1] == "lookout-converge" for r in rows)
-print(f"Medians over {rounds} round(s), successful runs only; connection {sys.argv[4]}")
+print(f"Medians over {rounds} round(s), successful runs only; connection {sys.argv[4]}; strategy {sys.argv[5]}")
 head = "| run | " + " | ".join(sides) + (" | lookout/anchor | target |" if len(sides) == 2 else "")
 print(head)
 print("|---" * (head.count("|") - 1) + "|")
