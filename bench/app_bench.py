@@ -10,14 +10,22 @@ Not a test: it prints figures (and optionally writes them as JSON). What it does
 3. reports requests per second, p95 latency and the server's CPU time per request (master + workers, from
    /proc) per run, the mean per mode and the exporter overhead, both as lost throughput and as extra CPU
    per request (the latter hardly moves when other work shares the machine; throughput and p95 do);
-4. measures, in a separate process without HTTP, the CPU time the app itself spends per request with the
-   exporter on and off (10 interleaved rounds by default, at least 8): the overhead as the median of the
-   rounds' on/off pairs, and as the best run of each mode; the most load-independent view of the overhead.
+4. measures, in a separate process without HTTP, the CPU time (time.process_time) the app itself spends
+   per request with the exporter on and off: one app per mode, built before any timing and warmed up; then
+   rounds (10 by default, at least 8) of 1500 requests per mode (--inprocess-requests), sent in chunks of
+   50 that alternate between the modes (on, off, off, on, ...; the first mode alternates between rounds
+   too), so that whatever else the machine does weighs on both modes alike; the garbage collector runs
+   before each round and is off during it. Each round gives one overhead (its on CPU time against its off
+   CPU time); the result is their median with their spread (quartiles, minimum and maximum), beside the
+   best round of each mode: the most load-independent view of the overhead.
 
 Usage (from the repository root, with the venv that has the app's dependencies and k6):
 
     python bench/app_bench.py [--duration 20s] [--vus 20] [--rounds 2] [--workers N] [--inprocess-rounds 10]
-                              [--json out.json]
+                              [--inprocess-requests 1500] [--json out.json]
+    python bench/app_bench.py --inprocess-only [--inprocess-rounds 10] [--inprocess-requests 1500]
+
+`--inprocess-only` runs step 4 alone (a fresh database seeded with the same articles, no gunicorn, no k6).
 
 Targets: p95 < 100 ms, exporter overhead <= 5 % of throughput.
 """
@@ -25,6 +33,7 @@ Targets: p95 < 100 ms, exporter overhead <= 5 % of throughput.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import shutil
@@ -45,6 +54,8 @@ ARTICLES = 20
 START_TIMEOUT = 30
 P95_TARGET_MS = 100.0
 OVERHEAD_TARGET_PCT = 5.0
+INPROCESS_WARMUP = 300  # requests per mode before the first round
+INPROCESS_CHUNK = 50  # requests per mode between two switches of mode
 
 K6_SCRIPT = """
 import http from 'k6/http';
@@ -186,38 +197,56 @@ def inprocess_child(requests_per_run: int, rounds: int) -> None:
 
     No HTTP, no gunicorn, no client in the measurement: only the app's own work, so the exporter's share
     of it is an upper bound of its share under gunicorn. The environment (database, multiproc dir) comes
-    from the parent; PROMETHEUS_MULTIPROC_DIR is set before prometheus_client is imported.
+    from the parent; PROMETHEUS_MULTIPROC_DIR is set before prometheus_client is imported. The database is
+    seeded first if it has no articles yet (--inprocess-only).
     """
     sys.path.insert(0, str(APP_DIR))
     from conduit.app import create_app
     from conduit.config import load_config
 
+    # Built once per mode, outside any timing.
     clients = {
         mode: create_app(load_config({**os.environ, "CONDUIT_METRICS": flag})).test_client()
         for mode, flag in (("on", "1"), ("off", "0"))
     }
+    if clients["off"].get("/api/articles").get_json()["articlesCount"] == 0:
+        seed_with(clients["off"].post)
+    for _ in range(INPROCESS_WARMUP):
+        for client in clients.values():
+            assert client.get("/api/articles").status_code == 200
     samples: dict[str, list[float]] = {"on": [], "off": []}
-    for client in clients.values():
-        for _ in range(200):
-            client.get("/api/articles")
     for round_number in range(rounds):
-        for mode in ("on", "off") if round_number % 2 == 0 else ("off", "on"):
-            started = time.process_time()
-            for _ in range(requests_per_run):
-                clients[mode].get("/api/articles")
-            samples[mode].append(1e6 * (time.process_time() - started) / requests_per_run)
-    # Every run, in order: the parent pairs each round's on and off runs and takes the best of each mode.
+        spent = {"on": 0.0, "off": 0.0}
+        first, second = ("on", "off") if round_number % 2 == 0 else ("off", "on")
+        gc.collect()
+        gc.disable()
+        try:
+            for chunk, begin in enumerate(range(0, requests_per_run, INPROCESS_CHUNK)):
+                size = min(INPROCESS_CHUNK, requests_per_run - begin)
+                for mode in (first, second) if chunk % 2 == 0 else (second, first):
+                    get = clients[mode].get
+                    started = time.process_time()
+                    for _ in range(size):
+                        get("/api/articles")
+                    spent[mode] += time.process_time() - started
+        finally:
+            gc.enable()
+        for mode, seconds in spent.items():
+            samples[mode].append(1e6 * seconds / requests_per_run)
+    # Every round, in order: the parent pairs each round's on and off times and takes the best of each mode.
     print(json.dumps(samples))
 
 
-def inprocess_cpu(workdir: Path, rounds: int) -> dict[str, object]:
-    """CPU per request with the exporter on and off, from the child's interleaved runs.
+def inprocess_cpu(workdir: Path, rounds: int, requests_per_run: int) -> dict[str, object]:
+    """CPU per request with the exporter on and off, from the child's interleaved rounds.
 
-    `on`/`off`: the least disturbed run of each mode (other work can only add CPU time); `round_pct`: the
-    exporter's overhead of each round, its on and off runs back to back; `median_pct`: their median.
+    `on`/`off`: the least disturbed round of each mode (other work can only add CPU time); `round_pct`: the
+    exporter's overhead in each round; `median_pct`: their median; `quartiles_pct`, `min_pct`, `max_pct`:
+    their spread.
     """
     environ = app_environ(workdir, 0, True, None)
     command = [sys.executable, __file__, "--inprocess-child", "--inprocess-rounds", str(rounds)]
+    command += ["--inprocess-requests", str(requests_per_run)]
     result = subprocess.run(command, env=environ, check=True, capture_output=True, text=True, timeout=1800)
     samples = json.loads(result.stdout)
     round_pct = [100.0 * (on - off) / off for on, off in zip(samples["on"], samples["off"], strict=True)]
@@ -225,9 +254,48 @@ def inprocess_cpu(workdir: Path, rounds: int) -> dict[str, object]:
         "on": min(samples["on"]),
         "off": min(samples["off"]),
         "samples": samples,
+        "requests_per_round": requests_per_run,
         "round_pct": round_pct,
         "median_pct": statistics.median(round_pct),
+        "quartiles_pct": statistics.quantiles(round_pct, n=4),
+        "min_pct": min(round_pct),
+        "max_pct": max(round_pct),
     }
+
+
+def report_inprocess(inprocess: dict[str, object]) -> None:
+    best_overhead = 100.0 * (inprocess["on"] - inprocess["off"]) / inprocess["off"]
+    print(
+        f"  in-process CPU per request: exporter on {inprocess['on']:.0f} us, off {inprocess['off']:.0f} us "
+        f"(best round of each mode) -> {best_overhead:+.1f} %"
+    )
+    q1, _, q3 = inprocess["quartiles_pct"]
+    rounds_text = " ".join(f"{pct:+.1f}" for pct in inprocess["round_pct"])
+    print(
+        f"  in-process exporter overhead, median of {len(inprocess['round_pct'])} interleaved rounds of "
+        f"{inprocess['requests_per_round']} requests per mode: {inprocess['median_pct']:+.1f} % "
+        f"(target <= {OVERHEAD_TARGET_PCT:.0f} %; quartiles {q1:+.1f} to {q3:+.1f} %, "
+        f"min {inprocess['min_pct']:+.1f} %, max {inprocess['max_pct']:+.1f} %; rounds: {rounds_text}) "
+        "(app work only: an upper bound of the exporter's share under gunicorn)"
+    )
+
+
+def inprocess_only(args: argparse.Namespace) -> int:
+    """Step 4 alone, on a fresh database (the child seeds it)."""
+    with tempfile.TemporaryDirectory(prefix="conduit-bench-") as tmp:
+        workdir = Path(tmp)
+        prom = tempfile.mkdtemp(prefix="conduit-bench-metrics-", dir=metrics_base())
+        (workdir / "prom").symlink_to(prom)
+        try:
+            migrate(workdir)
+            inprocess = inprocess_cpu(workdir, args.inprocess_rounds, args.inprocess_requests)
+        finally:
+            shutil.rmtree(prom, ignore_errors=True)
+    print("GET /api/articles in process (no HTTP), exporter on and off:")
+    report_inprocess(inprocess)
+    if args.json:
+        args.json.write_text(json.dumps({"inprocess_us_per_request": inprocess}, indent=2))
+    return 0
 
 
 def migrate(workdir: Path) -> None:
@@ -237,25 +305,42 @@ def migrate(workdir: Path) -> None:
     )
 
 
+BENCH_USER = {"username": "bench", "email": "bench@example.org", "password": "bench-password"}
+
+
+def bench_article(i: int) -> dict[str, object]:
+    return {
+        "title": f"Benchmark article {i}",
+        "description": f"Description of article {i}",
+        "body": "Lorem ipsum dolor sit amet. " * 40,
+        "tagList": ["bench", f"tag{i % 5}", f"topic{i % 3}"],
+    }
+
+
 def seed(url: str) -> None:
-    user = {"username": "bench", "email": "bench@example.org", "password": "bench-password"}
-    response = requests.post(f"{url}/api/users", json={"user": user}, timeout=10)
+    response = requests.post(f"{url}/api/users", json={"user": BENCH_USER}, timeout=10)
     response.raise_for_status()
     headers = {"Authorization": f"Token {response.json()['user']['token']}"}
     for i in range(ARTICLES):
-        article = {
-            "title": f"Benchmark article {i}",
-            "description": f"Description of article {i}",
-            "body": "Lorem ipsum dolor sit amet. " * 40,
-            "tagList": ["bench", f"tag{i % 5}", f"topic{i % 3}"],
-        }
         response = requests.post(
-            f"{url}/api/articles", json={"article": article}, headers=headers, timeout=10
+            f"{url}/api/articles", json={"article": bench_article(i)}, headers=headers, timeout=10
         )
         response.raise_for_status()
     listed = requests.get(f"{url}/api/articles", timeout=10).json()
     if listed["articlesCount"] != ARTICLES or len(listed["articles"]) != ARTICLES:
         raise SystemExit(f"seeding failed: {listed['articlesCount']} articles")
+
+
+def seed_with(post) -> None:
+    """The same user and articles through a Flask test client's ``post`` (the in-process child)."""
+    response = post("/api/users", json={"user": BENCH_USER})
+    if response.status_code != 201:
+        raise SystemExit(f"seeding failed: {response.status_code} {response.get_data(as_text=True)}")
+    headers = {"Authorization": f"Token {response.get_json()['user']['token']}"}
+    for i in range(ARTICLES):
+        response = post("/api/articles", json={"article": bench_article(i)}, headers=headers)
+        if response.status_code != 201:
+            raise SystemExit(f"seeding failed: {response.status_code} {response.get_data(as_text=True)}")
 
 
 def run_k6(
@@ -310,15 +395,28 @@ def main() -> int:
         "--inprocess-rounds",
         type=int,
         default=10,
-        help="interleaved in-process rounds of 1500 requests per mode (default 10; at least 8)",
+        help="interleaved in-process rounds (default 10; at least 8)",
+    )
+    parser.add_argument(
+        "--inprocess-requests",
+        type=int,
+        default=1500,
+        help=f"in-process requests per mode and round (default 1500; at least {INPROCESS_CHUNK})",
+    )
+    parser.add_argument(
+        "--inprocess-only", action="store_true", help="only the in-process measurement (no gunicorn, no k6)"
     )
     parser.add_argument("--inprocess-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inprocess_rounds < 8:
         parser.error("--inprocess-rounds: at least 8 (the overhead is the median of the rounds)")
+    if args.inprocess_requests < INPROCESS_CHUNK:
+        parser.error(f"--inprocess-requests: at least {INPROCESS_CHUNK} (one chunk per mode)")
     if args.inprocess_child:
-        inprocess_child(requests_per_run=1500, rounds=args.inprocess_rounds)
+        inprocess_child(requests_per_run=args.inprocess_requests, rounds=args.inprocess_rounds)
         return 0
+    if args.inprocess_only:
+        return inprocess_only(args)
 
     k6 = find_k6()
     results = measure(k6, args)
@@ -351,7 +449,8 @@ def measure(k6: str, args: argparse.Namespace) -> dict[str, list[dict[str, float
                         f"load {result['load_1m']:.1f})",
                         flush=True,
                     )
-            results["inprocess_us_per_request"] = [inprocess_cpu(workdir, args.inprocess_rounds)]
+            inprocess = inprocess_cpu(workdir, args.inprocess_rounds, args.inprocess_requests)
+            results["inprocess_us_per_request"] = [inprocess]
         finally:
             shutil.rmtree(prom, ignore_errors=True)
     return results
@@ -401,16 +500,7 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
         )
     print(f"  exporter overhead: {overhead:+.1f} % of throughput (target <= {OVERHEAD_TARGET_PCT:.0f} %)")
     print(f"  exporter overhead: {cpu_overhead:+.1f} % of server CPU per request (robust to other load)")
-    print(
-        f"  in-process CPU per request: exporter on {inprocess['on']:.0f} us, off {inprocess['off']:.0f} us "
-        f"(best of each mode) -> {best_overhead:+.1f} %"
-    )
-    rounds_text = " ".join(f"{pct:+.1f}" for pct in inprocess["round_pct"])
-    print(
-        f"  in-process exporter overhead, median of {len(inprocess['round_pct'])} interleaved rounds: "
-        f"{inprocess_overhead:+.1f} % (target <= {OVERHEAD_TARGET_PCT:.0f} %; rounds: {rounds_text}) "
-        "(app work only: an upper bound of the exporter's share under gunicorn)"
-    )
+    report_inprocess(inprocess)
     print(f"  worst p95: {worst_p95:.1f} ms (target < {P95_TARGET_MS:.0f} ms)")
     if args.json:
         document = {
