@@ -6,12 +6,20 @@ The rules are rendered by the role's own `render` entry point (ansible-playbook 
 with the role defaults and with every environment's knobs wired by `group_vars/all/prometheus.yml`.
 """
 
+import fcntl
+import json
 import math
+import os
 import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from controller_helpers import tool
+from controller_helpers import ENVIRONMENTS, ROOT, tool
+
+sys.path.insert(0, str(ROOT / "tests" / "inventories"))
+from inventory_helpers import make_test_inventory
 
 # The name under which the rules rendered with the role defaults alone are kept.
 DEFAULTS = "role-defaults"
@@ -20,6 +28,94 @@ FRONTEND = "production+frontend"
 
 # The scenarios' sample spacing and the rule evaluation interval of the promtool tests.
 STEP = 15
+
+
+def render_env() -> dict:
+    """The environment of an ansible-playbook run of playbooks/render.yml."""
+    return dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.timer",
+    )
+
+
+def render_command(
+    env: str, inventory: Path, password_file: Path | None, out: Path, *extra: str
+) -> list[str]:
+    """playbooks/render.yml on an inventory (its vault opened with password_file), into out/<host>/."""
+    command = [tool("ansible-playbook"), "-i", str(inventory), str(ROOT / "playbooks" / "render.yml")]
+    command += [*extra, "-e", f"lookout_render_dir={out}"]
+    if password_file:
+        command += ["--vault-id", f"{env}@{password_file}"]
+    return command
+
+
+@dataclass(frozen=True)
+class EnvironmentRender:
+    """One environment rendered by playbooks/render.yml: its test inventory, the password of its test vault
+    (None for the demo), the render directory (one folder per monitoring host) and the run's exit code and
+    output."""
+
+    env: str
+    inventory: Path
+    password_file: Path | None
+    out: Path
+    returncode: int
+    output: str
+
+
+def environment_renders(tmp_path_factory) -> dict[str, EnvironmentRender]:
+    """Every environment rendered by playbooks/render.yml (every service, no --tags) from a copy of its
+    inventory with a generated test vault, ONCE per test run for test_config.py and test_web_auth.py, which
+    read the same renders: the first file to ask renders the environments (in parallel), a file asking later
+    or meanwhile waits for it and reads them. pytest-xdist's workers share the parent of their base
+    temporary directories, so this holds across workers; the lock file orders them."""
+    base = tmp_path_factory.getbasetemp()
+    workdir = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "environment-renders"
+    workdir.mkdir(exist_ok=True)
+    record = workdir / "renders.json"
+    with (workdir / "renders.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not record.exists():
+            record.write_text(json.dumps(_render_environments(workdir)))
+        renders = json.loads(record.read_text())
+    return {
+        env: EnvironmentRender(
+            env=env,
+            inventory=Path(found["inventory"]),
+            password_file=Path(found["password_file"]) if found["password_file"] else None,
+            out=Path(found["out"]),
+            returncode=found["returncode"],
+            output=found["output"],
+        )
+        for env, found in renders.items()
+    }
+
+
+def _render_environments(workdir: Path) -> dict[str, dict]:
+    runs = {}
+    for env in ENVIRONMENTS:
+        inventory, password_file = make_test_inventory(env, workdir / "inventories")
+        out = workdir / "out" / env
+        process = subprocess.Popen(
+            render_command(env, inventory, password_file, out),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=render_env(),
+        )
+        runs[env] = (inventory, password_file, out, process)
+    found = {}
+    for env, (inventory, password_file, out, process) in runs.items():
+        output = process.communicate(timeout=300)[0].decode()
+        found[env] = {
+            "inventory": str(inventory),
+            "password_file": str(password_file) if password_file else None,
+            "out": str(out),
+            "returncode": process.returncode,
+            "output": output,
+        }
+    return found
 
 
 def seconds(duration: str) -> int:

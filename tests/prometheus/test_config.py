@@ -6,14 +6,14 @@ Two copies of production pin the PostgreSQL job whatever the inventories hold: o
 has two hosts (one without ansible_host, one with its own exporter port), one without the group. Two more
 do the same for the `frontend` group (HAProxy's exporters and the probe of the public URL)."""
 
-import os
 import re
 import subprocess
 import sys
 
 import pytest
 import yaml
-from controller_helpers import ENVIRONMENTS, ROOT, knobs, tool
+from controller_helpers import ENVIRONMENTS, ROOT, knobs
+from prometheus_helpers import environment_renders, render_command, render_env
 
 sys.path.insert(0, str(ROOT / "tests" / "inventories"))
 from inventory_helpers import make_test_inventory
@@ -72,36 +72,40 @@ def configs(replicas) -> dict[str, tuple[dict, dict]]:
 
 @pytest.fixture(scope="module")
 def replicas(tmp_path_factory) -> dict[str, tuple[dict, dict[str, dict]]]:
-    """env -> (inventory hosts.yml, {monitoring host: its rendered prometheus.yml})."""
+    """env -> (inventory hosts.yml, {monitoring host: its rendered prometheus.yml}). The environments are
+    the renders test_web_auth.py reads too (environment_renders: once per test run, every service); the
+    copies of production render Prometheus' files alone, in parallel with them."""
     workdir = tmp_path_factory.mktemp("prometheus-config")
-    env_vars = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    env_vars["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.builtin.timer"
     runs = {}
-    for name in CONFIG_VARIANTS:
+    for name, (group, members) in GROUP_VARIANTS.items():
         env = _env(name)
         inventory, password = make_test_inventory(env, workdir / "inventories" / name)
-        if name != env:
-            hosts_file = inventory / "hosts.yml"
-            hosts = yaml.safe_load(hosts_file.read_text())
-            group, members = GROUP_VARIANTS[name]
-            hosts["all"]["children"].pop(group, None)
-            if members:
-                hosts["all"]["children"][group] = {"hosts": members}
-            hosts_file.write_text(yaml.safe_dump(hosts))
-        command = [tool("ansible-playbook"), "-i", str(inventory), str(ROOT / "playbooks" / "render.yml")]
-        command += ["--tags", "prometheus", "-e", f"lookout_render_dir={workdir / 'out' / name}"]
-        if password:
-            command += ["--vault-id", f"{env}@{password}"]
+        hosts_file = inventory / "hosts.yml"
+        hosts = yaml.safe_load(hosts_file.read_text())
+        hosts["all"]["children"].pop(group, None)
+        if members:
+            hosts["all"]["children"][group] = {"hosts": members}
+        hosts_file.write_text(yaml.safe_dump(hosts))
+        out = workdir / "out" / name
+        command = render_command(env, inventory, password, out, "--tags", "prometheus")
         runs[name] = (
             inventory,
-            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env_vars),
+            out,
+            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=render_env()),
         )
+    # While the copies render: the environments (rendered here, or by test_web_auth.py).
+    finished = {
+        env: (render.inventory, render.out, render.output, render.returncode)
+        for env, render in environment_renders(tmp_path_factory).items()
+    }
+    for name, (inventory, out, process) in runs.items():
+        finished[name] = (inventory, out, process.communicate(timeout=300)[0].decode(), process.returncode)
     results = {}
-    for name, (inventory, process) in runs.items():
-        output = process.communicate(timeout=300)[0].decode()
-        assert process.returncode == 0, output
+    for name in CONFIG_VARIANTS:
+        inventory, out, output, returncode = finished[name]
+        assert returncode == 0, output
         hosts = yaml.safe_load((inventory / "hosts.yml").read_text())
-        rendered = list((workdir / "out" / name).glob("*/prometheus/prometheus.yml"))
+        rendered = list(out.glob("*/prometheus/prometheus.yml"))
         assert len(rendered) == len(_group(hosts, "monitoring")), rendered
         results[name] = (hosts, {p.parent.parent.name: yaml.safe_load(p.read_text()) for p in rendered})
         RULES[name] = {

@@ -12,7 +12,6 @@ inventory with a generated test vault (tests/inventories/inventory_helpers.py):
 - a vault without `vault_monitoring_password` fails the render, naming the variable.
 """
 
-import os
 import subprocess
 import sys
 
@@ -24,6 +23,7 @@ from controller_helpers import ENVIRONMENTS, ROOT, knobs, tool
 sys.path.insert(0, str(ROOT / "tests" / "inventories"))
 sys.path.insert(0, str(ROOT / "plugins" / "filter"))
 from inventory_helpers import make_test_inventory
+from prometheus_helpers import environment_renders, render_command, render_env
 from web_config import web_config_bcrypt
 
 # Rendered file (below <host>/) -> the path on the host.
@@ -40,15 +40,6 @@ PASSWORD_FILES = {
 AUTH_ENVS = [env for env in ENVIRONMENTS if knobs(env)["lookout_auth_enabled"]]
 
 
-def _ansible_env() -> dict:
-    return dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.timer",
-    )
-
-
 def _vault(inventory, env, password_file) -> dict:
     vault = inventory / "group_vars" / "all" / "vault.yml"
     if password_file is None:
@@ -62,41 +53,21 @@ def _vault(inventory, env, password_file) -> dict:
     return yaml.safe_load(view.stdout)
 
 
-def _render_command(env, inventory, password_file, out) -> list[str]:
-    command = [tool("ansible-playbook"), "-i", str(inventory), str(ROOT / "playbooks" / "render.yml")]
-    command += ["-e", f"lookout_render_dir={out}"]
-    if password_file:
-        command += ["--vault-id", f"{env}@{password_file}"]
-    return command
-
-
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory) -> dict[str, dict]:
-    """env -> {'secrets': vault values, 'hosts': {monitoring host: its render directory}}."""
-    workdir = tmp_path_factory.mktemp("web-auth")
-    runs = {}
-    for env in ENVIRONMENTS:
-        inventory, password_file = make_test_inventory(env, workdir / "inventories")
-        out = workdir / "out" / env
-        process = subprocess.Popen(
-            _render_command(env, inventory, password_file, out),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=_ansible_env(),
-        )
-        runs[env] = (inventory, password_file, out, process)
+    """env -> {'secrets': vault values, 'hosts': {monitoring host: its render directory}}. The renders are
+    those test_config.py reads too (environment_renders: once per test run)."""
     results = {}
-    for env, (inventory, password_file, out, process) in runs.items():
-        output = process.communicate(timeout=300)[0].decode()
-        assert process.returncode == 0, output
-        hosts = yaml.safe_load((inventory / "hosts.yml").read_text())["all"]["children"]["monitoring"][
+    for env, render in environment_renders(tmp_path_factory).items():
+        assert render.returncode == 0, render.output
+        hosts = yaml.safe_load((render.inventory / "hosts.yml").read_text())["all"]["children"]["monitoring"][
             "hosts"
         ]
         results[env] = {
-            "secrets": _vault(inventory, env, password_file),
-            "hosts": {host: out / host for host in hosts},
+            "secrets": _vault(render.inventory, env, render.password_file),
+            "hosts": {host: render.out / host for host in hosts},
         }
-        assert all(d.is_dir() for d in results[env]["hosts"].values()), output
+        assert all(d.is_dir() for d in results[env]["hosts"].values()), render.output
     return results
 
 
@@ -260,10 +231,10 @@ def test_a_vault_without_the_monitoring_password_fails_naming_it(tmp_path):
         check=True,
     )
     run = subprocess.run(
-        _render_command(env, inventory, password_file, tmp_path / "out"),
+        render_command(env, inventory, password_file, tmp_path / "out"),
         capture_output=True,
         text=True,
-        env=_ansible_env(),
+        env=render_env(),
         timeout=300,
         check=False,
     )
