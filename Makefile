@@ -14,7 +14,7 @@ SCENARIOS ?= $(filter $(EXISTING_SCENARIOS),$(SCENARIO_ORDER)) $(filter-out $(SC
 MOLECULE_LOCK ?= /tmp/lookout-molecule.lock
 ENV ?= demo
 
-.PHONY: help setup lint collection unit molecule test demo demo-down render clean-hosts bench-monitoring bench-frontend bench-preflight bench-alerts bench-scale
+.PHONY: help setup lint collection unit unit-run molecule molecule-run test demo demo-down render clean-hosts bench-monitoring bench-frontend bench-preflight bench-alerts bench-scale
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,14 +36,20 @@ collection: ## the roles as the collection lookout.stack: build/collection/looko
 # (--dist loadfile): their module fixtures, live servers and the firewall test's containers run once.
 UNIT_WORKERS ?= 2
 
-unit: setup ## pytest: repo-level tests (rules, routes, templates, dashboards) on UNIT_WORKERS workers, then the app's suite
+unit: setup unit-run ## pytest: repo-level tests (rules, routes, templates, dashboards) on UNIT_WORKERS workers, then the app's suite
+
+unit-run: # make unit without setup (scripts/unit-and-molecule.sh runs it beside molecule-run)
 	pytest -c pytest.ini tests -n $(UNIT_WORKERS) --dist loadfile --durations=20
 	cd app && pytest -ra
 
-molecule: setup ## every molecule scenario on local systemd containers (SCENARIOS=... to pick)
+molecule: setup molecule-run ## every molecule scenario on local systemd containers (SCENARIOS=... to pick)
+
+molecule-run: # make molecule without setup
 	scripts/molecule-all.sh $(SCENARIOS)
 
-test: setup lint unit molecule ## everything CI runs: lint, unit, molecule
+# The unit suite runs beside the scenarios, at a lower priority (UNIT_NICE): scripts/unit-and-molecule.sh.
+test: setup lint ## everything CI runs: lint, then unit and molecule side by side
+	scripts/unit-and-molecule.sh
 
 demo: setup ## deploy the demo inventory to local systemd containers
 	scripts/demo.sh up

@@ -15,8 +15,8 @@ if ! flock -n 9; then
   flock 9
 fi
 # Hosts left by an interrupted earlier run (say, a killed session) would be reused half-configured.
-scripts/cleanup.sh
-trap 'scripts/cleanup.sh' EXIT
+scripts/cleanup.sh molecule
+trap 'scripts/cleanup.sh molecule' EXIT
 trap 'exit 130' INT TERM
 
 results=() failed=0

@@ -110,17 +110,17 @@ def live(tmp_path_factory) -> dict:
     seen: dict = {}
     _remove()
     try:
-        _docker("network", "create", "--label", "lookout.test=true", NETWORK)
+        _docker("network", "create", "--label", "lookout.test=unit", NETWORK)
         _docker(
             "run", "--detach", "--name", HOST, "--hostname", HOST, "--network", NETWORK,
-            "--label", "lookout.test=true", "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
+            "--label", "lookout.test=unit", "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
             "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
             "--cgroupns", "host", "--volume", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
             "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp", "--stop-signal", "SIGRTMIN+3",
             IMAGE, "/lib/systemd/systemd",
         )  # fmt: skip
         _docker(
-            "run", "--detach", "--name", CLIENT, "--network", NETWORK, "--label", "lookout.test=true",
+            "run", "--detach", "--name", CLIENT, "--network", NETWORK, "--label", "lookout.test=unit",
             IMAGE, "sleep", "infinity",
         )  # fmt: skip
         _wait_for_boot()
