@@ -20,11 +20,16 @@ molecule_pid=$!
 # The recipes' own processes too (molecule-all.sh then removes its hosts).
 trap 'pkill -TERM -P "$unit_pid"; pkill -TERM -P "$molecule_pid"; kill "$unit_pid" "$molecule_pid" 2>/dev/null; exit 130' INT TERM
 
-wait "$molecule_pid"; molecule_rc=$?
-molecule_end=$(date +%s)
-wait "$unit_pid"; unit_rc=$?
-unit_end=$(date +%s)
+# Each side's status and end, in the order they end.
+declare -A rc ended
+running=("$unit_pid" "$molecule_pid")
+while [ ${#running[@]} -gt 0 ]; do
+  wait -n -p done_pid "${running[@]}"; rc[$done_pid]=$?
+  ended[$done_pid]=$(( $(date +%s) - start ))
+  running=("${running[@]/$done_pid}"); running=(${running[@]})
+done
+molecule_rc=${rc[$molecule_pid]} unit_rc=${rc[$unit_pid]}
 status() { [ "$1" -eq 0 ] && echo passed || echo "failed ($1)"; }
-echo "[test] molecule $(status "$molecule_rc") after $((molecule_end - start)) s;" \
-  "unit $(status "$unit_rc") (niced $((${UNIT_NICE:-10}))) after $((unit_end - start)) s"
+echo "[test] molecule $(status "$molecule_rc") after ${ended[$molecule_pid]} s;" \
+  "unit $(status "$unit_rc") (nice ${UNIT_NICE:-10}) after ${ended[$unit_pid]} s"
 [ "$molecule_rc" -eq 0 ] && [ "$unit_rc" -eq 0 ]
