@@ -97,7 +97,12 @@ elif [ -n "$auth" ]; then
   exit 2
 fi
 if [ "$method" = archive ]; then
-  "$here/scripts/build-archives.sh" "$work/mirror" >/dev/null
+  # All four, as the anchor installs all four from archives.
+  "$here/scripts/build-archives.sh" "$work/mirror" prometheus node_exporter blackbox_exporter alertmanager >/dev/null
+  # Debian's Alertmanager binary reads its default templates from /usr/share/prometheus/alertmanager
+  # (upstream's compiles them in): each host of an archive run gets them before its runs, lookout's as the
+  # anchor's, or Alertmanager restarts in a loop.
+  tar -xzf "$work"/mirror/alertmanager-*.linux-amd64.tar.gz -C "$work" --wildcards --strip-components=1 '*/templates/*'
   timeout 7200 python3 -m http.server --bind 127.0.0.1 --directory "$work/mirror" 18481 >/dev/null 2>&1 &
   servers+=($!)
   python3 - "$work/mirror/archives.json" "$work/archive-vars.json" <<'PY'
@@ -150,9 +155,8 @@ else:
     print("unknown")' "$anchor")
   [[ $anchor_version == 0.30.* ]] || echo "[bench] the anchor is prometheus.prometheus $anchor_version, not 0.30.x" >&2
   "$here/scripts/build-archives.sh" "$work/anchor-mirror" prometheus node_exporter blackbox_exporter alertmanager >/dev/null
-  # Debian's Alertmanager reads its default templates from /usr/share/prometheus/alertmanager (upstream's
-  # binary compiles them in): each anchor host gets them before its runs, or its Alertmanager restarts in a loop.
-  tar -xzf "$work"/anchor-mirror/alertmanager-*.linux-amd64.tar.gz -C "$work" --wildcards --strip-components=1 '*/templates/*'
+  [ -d "$work/templates" ] || tar -xzf "$work"/anchor-mirror/alertmanager-*.linux-amd64.tar.gz -C "$work" \
+    --wildcards --strip-components=1 '*/templates/*'   # the templates, as for lookout's archive runs above
   timeout 7200 python3 -m http.server --bind 127.0.0.1 --directory "$work/anchor-mirror" 18482 >/dev/null 2>&1 &
   servers+=($!)
   python3 - "$work/anchor-mirror" "$work/anchor-vars.json" "${LOOKOUT_BENCH_ANCHOR_CHECKSUMS:-}" <<'PY'
@@ -297,7 +301,7 @@ for i in $(seq 1 "$runs"); do
   for side in "${order[@]}"; do
     if [ "$side" = lookout ]; then host=lookout-bench-mon-$i; else host=lookout-bench-anchor-$i; fi
     start_container "$host"
-    if [ "$side" = anchor ]; then
+    if [ "$side" = anchor ] || [ "$method" = archive ]; then
       docker exec "$host" mkdir -p /usr/share/prometheus
       docker cp -q "$work/templates" "$host:/usr/share/prometheus/alertmanager"
     fi
