@@ -97,12 +97,8 @@ elif [ -n "$auth" ]; then
   exit 2
 fi
 if [ "$method" = archive ]; then
-  # All four, as the anchor installs all four from archives.
+  # All four, as the anchor installs all four from archives (it is served the same ones, below).
   "$here/scripts/build-archives.sh" "$work/mirror" prometheus node_exporter blackbox_exporter alertmanager >/dev/null
-  # Debian's Alertmanager binary reads its default templates from /usr/share/prometheus/alertmanager
-  # (upstream's compiles them in): each host of an archive run gets them before its runs, lookout's as the
-  # anchor's, or Alertmanager restarts in a loop.
-  tar -xzf "$work"/mirror/alertmanager-*.linux-amd64.tar.gz -C "$work" --wildcards --strip-components=1 '*/templates/*'
   timeout 7200 python3 -m http.server --bind 127.0.0.1 --directory "$work/mirror" 18481 >/dev/null 2>&1 &
   servers+=($!)
   python3 - "$work/mirror/archives.json" "$work/archive-vars.json" <<'PY'
@@ -154,12 +150,12 @@ elif os.path.exists(d + "/galaxy.yml"):
 else:
     print("unknown")' "$anchor")
   [[ $anchor_version == 0.30.* ]] || echo "[bench] the anchor is prometheus.prometheus $anchor_version, not 0.30.x" >&2
-  "$here/scripts/build-archives.sh" "$work/anchor-mirror" prometheus node_exporter blackbox_exporter alertmanager >/dev/null
-  [ -d "$work/templates" ] || tar -xzf "$work"/anchor-mirror/alertmanager-*.linux-amd64.tar.gz -C "$work" \
-    --wildcards --strip-components=1 '*/templates/*'   # the templates, as for lookout's archive runs above
-  timeout 7200 python3 -m http.server --bind 127.0.0.1 --directory "$work/anchor-mirror" 18482 >/dev/null 2>&1 &
+  # The archives lookout's archive runs install; built here when lookout installs packages.
+  [ "$method" = archive ] ||
+    "$here/scripts/build-archives.sh" "$work/mirror" prometheus node_exporter blackbox_exporter alertmanager >/dev/null
+  timeout 7200 python3 -m http.server --bind 127.0.0.1 --directory "$work/mirror" 18482 >/dev/null 2>&1 &
   servers+=($!)
-  python3 - "$work/anchor-mirror" "$work/anchor-vars.json" "${LOOKOUT_BENCH_ANCHOR_CHECKSUMS:-}" <<'PY'
+  python3 - "$work/mirror" "$work/anchor-vars.json" "${LOOKOUT_BENCH_ANCHOR_CHECKSUMS:-}" <<'PY'
 import json, os, shutil, sys
 mirror, out, checksums = sys.argv[1:]
 inputs = {}
@@ -176,6 +172,12 @@ PY
   echo "[bench] anchor: prometheus.prometheus $anchor_version at $anchor" >&2
 else
   echo "[bench] anchor skipped: $anchor_why; lookout alone" >&2
+fi
+# Debian's Alertmanager binary reads its default templates from /usr/share/prometheus/alertmanager (upstream's
+# compiles them in): every host that installs it from an archive (the anchor's; lookout's in archive runs)
+# gets them before its runs, or its Alertmanager restarts in a loop.
+if [ -f "$work/mirror/archives.json" ]; then
+  tar -xzf "$work"/mirror/alertmanager-*.linux-amd64.tar.gz -C "$work" --wildcards --strip-components=1 '*/templates/*'
 fi
 
 play() {  # play SIDE NAME HOST [ansible-playbook args...] -> table cell; log in $work/NAME.log, a line in results

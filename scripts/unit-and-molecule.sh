@@ -20,14 +20,13 @@ molecule_pid=$!
 # The recipes' own processes too (molecule-all.sh then removes its hosts).
 trap 'pkill -TERM -P "$unit_pid"; pkill -TERM -P "$molecule_pid"; kill "$unit_pid" "$molecule_pid" 2>/dev/null; exit 130' INT TERM
 
-# Each side's status and end, in the order they end.
+# Each side's status and end, the first to end first.
 declare -A rc ended
-running=("$unit_pid" "$molecule_pid")
-while [ ${#running[@]} -gt 0 ]; do
-  wait -n -p done_pid "${running[@]}"; rc[$done_pid]=$?
-  ended[$done_pid]=$(( $(date +%s) - start ))
-  running=("${running[@]/$done_pid}"); running=(${running[@]})
-done
+wait -n -p first "$unit_pid" "$molecule_pid"; rc[$first]=$?
+ended[$first]=$(( $(date +%s) - start ))
+if [ "$first" = "$unit_pid" ]; then second=$molecule_pid; else second=$unit_pid; fi
+wait "$second"; rc[$second]=$?
+ended[$second]=$(( $(date +%s) - start ))
 molecule_rc=${rc[$molecule_pid]} unit_rc=${rc[$unit_pid]}
 status() { [ "$1" -eq 0 ] && echo passed || echo "failed ($1)"; }
 echo "[test] molecule $(status "$molecule_rc") after ${ended[$molecule_pid]} s;" \

@@ -285,13 +285,13 @@ def _login_work(app, client, email: str, monkeypatch) -> tuple[list[str], list[s
         statements.append(" ".join(args[2].split()))
 
     engine = app.extensions["conduit.engine"]
-    monkeypatch.setattr(users, "check_password_hash", recording_check)
     event.listen(engine, "before_cursor_execute", record)
     try:
-        assert _login(client, email, WRONG).status_code == 401
+        with monkeypatch.context() as patch:
+            patch.setattr(users, "check_password_hash", recording_check)
+            assert _login(client, email, WRONG).status_code == 401
     finally:
         event.remove(engine, "before_cursor_execute", record)
-        monkeypatch.setattr(users, "check_password_hash", real_check)
     return checked, statements
 
 
