@@ -457,7 +457,6 @@ def test_files_are_written_through_common_files():
 
 # Service roles that do not read their state yet, and why: their entries make their calls as before.
 STATE_NOT_YET = {
-    "conduit": "reads its user and directories only: the run phase records its units' checksums",
     "grafana": "most of a no-op run is its own API and APT tasks, outside common's entries",
     "postgresql": "clusters, roles and databases, outside common's entries",
 }

@@ -14,8 +14,9 @@ module: common_state
 short_description: Read what a host has of one service in one call, changing nothing
 description:
   - Reports, for the paths, packages, users and systemd units it is given, what the host has now: each
-    path's type, SHA-1, mode, owner and group; each package's dpkg status; each user's primary group,
-    home and shell; each unit's enabled state, active state and whether systemd must reload its file.
+    path's type, mode, owner and group, a file's SHA-1 and a link's target; each package's dpkg status;
+    each user's primary group, home and shell; each unit's enabled state, active state and whether
+    systemd must reload its file.
   - Common's entries (files, unit, user, install_package, service) compare what they are asked to make with
     this report on the controller and skip their own remote call when the host has it already, so an
     unchanged host costs one call per role instead of one per step (roles/common/README.md, "State").
@@ -49,7 +50,8 @@ host:
   description:
     - C(files) maps each path to C(type) (C(file), C(directory), C(link), C(other) or C(absent)) and, unless
       absent, C(mode) (e.g. C("0640")), C(owner) and C(group) (names; the number when it has none), and for
-      a file C(sha1).
+      a file C(sha1); for a link, C(target), the path it resolves to (what C(stat) returns as
+      C(lnk_source)).
     - C(packages) maps each package to dpkg's status word (C(installed) when installed; C(unknown) when dpkg
       does not know it).
     - C(users) maps each user to C(group), C(home) and C(shell), or to null when there is no such user.
@@ -88,6 +90,8 @@ def path_state(path):
         "owner": _name(pwd.getpwuid, st.st_uid),
         "group": _name(grp.getgrgid, st.st_gid),
     }
+    if kind == "link":
+        found["target"] = os.path.realpath(path)
     if kind == "file":
         digest = hashlib.sha1()
         with open(path, "rb") as handle:

@@ -54,6 +54,14 @@ def test_paths_report_type_mode_owner_and_sha1_and_change_nothing(tmp_path: Path
     }
     assert files[str(work / "conf.d")]["type"] == "directory"
     assert files[str(work / "link")]["type"] == "link"
+    # A link's target as it resolves (stat's lnk_source), through a relative link and a linked directory.
+    assert files[str(work / "link")]["target"] == str(conf)
+    (work / "dir-link").symlink_to("conf.d")
+    (work / "relative").symlink_to("dir-link/a.yml")
+    assert run(tmp_path, paths=[str(work / "relative")])["host"]["files"][str(work / "relative")][
+        "target"
+    ] == str(conf)
+    before = sorted((p.name, p.stat().st_mode) for p in work.rglob("*"))
     assert files[str(work / "none")] == {"type": "absent"}
     assert sorted((p.name, p.stat().st_mode) for p in work.rglob("*")) == before
 
