@@ -212,3 +212,49 @@ def test_packages_reported_covers_every_name_whatever_its_status():
     assert not state.packages_reported(host, ["x", "w"])
     assert not state.packages_reported(host, [])
     assert not state.packages_reported({}, ["x"])
+
+
+def test_the_state_entry_reads_each_units_file_where_the_unit_entry_writes_it(tmp_path: Path):
+    """roles/common/tasks/state.yml: each service's unit file is read beside the paths given, `.service` added
+    to a bare name and a name with its own suffix (a socket) taken as it is, so that the unit entry and a
+    role's own units find their files in the report."""
+    sys.path.insert(0, str(ROOT / "tests" / "shared"))
+    from controller_helpers import ansible_playbook, local_host
+
+    given = tmp_path / "given.conf"
+    given.write_text("x\n")
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(
+        json.dumps(
+            [
+                {
+                    "hosts": "all",
+                    "gather_facts": False,
+                    "tasks": [
+                        {
+                            "ansible.builtin.include_role": {"name": "common", "tasks_from": "state"},
+                            "vars": {
+                                "common_state": {
+                                    "paths": [str(given)],
+                                    "services": ["lookout-x", "lookout-y.socket", "lookout-z.timer"],
+                                }
+                            },
+                        },
+                        {"ansible.builtin.debug": {"var": "__common_host.files"}},
+                    ],
+                }
+            ]
+        )
+    )
+    run = ansible_playbook(playbook, {"all": {"hosts": {"h1": local_host()}}}, tmp_path, json_output=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = json.loads(run.stdout)["plays"][0]["tasks"][-1]["hosts"]["h1"]["__common_host.files"]
+    assert sorted(report) == sorted(
+        [
+            str(given),
+            "/etc/systemd/system/lookout-x.service",
+            "/etc/systemd/system/lookout-y.socket",
+            "/etc/systemd/system/lookout-z.timer",
+        ]
+    )
+    assert report[str(given)]["sha1"] == hashlib.sha1(b"x\n").hexdigest()
