@@ -482,6 +482,21 @@ def test_state_is_read_first_in_install(role: Path):
     )
 
 
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_no_fact_takes_the_state_reads_name(role: Path):
+    """`__<role>_state` is what install.yml gives common's state entry (vars/main.yml). A set_fact of that
+    name would win over it for the rest of the run, and the role's next run on the host would hand common
+    that fact instead."""
+    name = f"__{role.name}_state"
+    setting = [
+        path.name
+        for path in sorted((role / "tasks").glob("*.yml"))
+        for items in _task_lists(load(path))
+        if _fact_values(items, name)
+    ]
+    assert not setting, f"{role.name}: a set_fact sets {name}, the state read's input, in {setting}"
+
+
 def test_roles_not_reading_state_are_service_roles():
     service_roles = {role.name for role in ROLES if any(common_calls(role, "service", "unit"))}
     assert set(STATE_NOT_YET) <= service_roles, set(STATE_NOT_YET) - service_roles
