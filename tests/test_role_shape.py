@@ -1,6 +1,8 @@
 """Every service role has one shape; these tests hold it, so the next role cannot drift (docs/conventions.md,
 "Role shape"). tests/test_role_interfaces.py holds the interface (defaults, argument specs, README).
 
+- Phases: tasks/main.yml imports preflight.yml (under every phase's tag), install.yml, configure.yml and
+  run.yml, each under `<role>_<phase>` (`PHASES_LEFT_OUT` lists a phase a converge leaves out, with why).
 - Handlers: `Restart <role>` is defined first and registers `__<role>_restarted`; `Reload <role>` (where
   the role has one) runs only when no restart ran (`__<role>_restarted | default({}) is not changed`);
   neither runs in check mode (`not ansible_check_mode`, the one check-mode idiom of handlers), and neither
@@ -69,6 +71,37 @@ def _by_name(role: Path) -> dict[str, dict]:
 
 def test_roles_exist():
     assert ROLES, "no roles found under roles/"
+
+
+# --- Phases ------------------------------------------------------------------------------------------------
+
+PHASES = ("preflight", "install", "configure", "run")
+# (role, phase) that tasks/main.yml does not import, and why.
+PHASES_LEFT_OUT = {
+    ("k6", "run"): "a run fires load: playbooks/loadtest.yml includes it (tasks_from: run), a converge never",
+}
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_main_imports_the_phases_in_order_each_under_its_tag(role: Path):
+    """tasks/main.yml is a table of contents: preflight.yml (under every phase's tag), install.yml,
+    configure.yml and run.yml, each imported under `<role>_<phase>`."""
+    r = role.name
+    later = [f"{r}_{phase}" for phase in PHASES[1:]]
+    expected = [
+        (f"{phase}.yml", later if phase == "preflight" else [f"{r}_{phase}"])
+        for phase in PHASES
+        if (r, phase) not in PHASES_LEFT_OUT
+    ]
+    main = load(role / "tasks" / "main.yml") or []
+    found = [(task.get("ansible.builtin.import_tasks"), task.get("tags")) for task in main]
+    assert found == expected, f"{r}: tasks/main.yml imports {found}, not {expected} (docs/conventions.md)"
+    missing = [phase for phase in PHASES if not (role / "tasks" / f"{phase}.yml").is_file()]
+    assert not missing, f"{r}: no tasks/{missing[0]}.yml"
+
+
+def test_phases_left_out_are_roles_phases():
+    assert {(role.name, phase) for role in ROLES for phase in PHASES} >= set(PHASES_LEFT_OUT)
 
 
 # --- Handlers ----------------------------------------------------------------------------------------------
