@@ -19,6 +19,9 @@
   `ansible_check_mode and (__<role>_fresh | default(false) or __<role>_unit_changed | default(false))`, and
   install.yml sets `__<role>_fresh`.
 - Common's `unit` entry is included from tasks/configure.yml, or a file it includes, only.
+- State, read once: a service role's install.yml starts with common's state entry (`STATE_NOT_YET` lists the
+  roles that do not yet, with why); no role task or file reads the report (`__common_host`) itself but those
+  `STATE_REPORT_READERS` and `STATE_REPORT_FILES` list, with why.
 - Files one way: no role but common writes a file's content with template, copy, lineinfile, blockinfile,
   replace or ini_file; `CONTENT_NOT_THROUGH_COMMON` lists the tasks that do, with why.
 - Input names: no `_package_name`, `_archive_local_path` or `_archive_file`; the package a role installs is
@@ -518,6 +521,60 @@ def test_state_is_read_first_in_install(role: Path):
 def test_roles_not_reading_state_are_service_roles():
     service_roles = {role.name for role in ROLES if any(common_calls(role, "service", "unit"))}
     assert set(STATE_NOT_YET) <= service_roles, set(STATE_NOT_YET) - service_roles
+
+
+# (role, task) that compare with common's report (__common_host) themselves, and why. Every other comparison
+# with it, and the forgetting of what a write changed, happens inside common's entries.
+MASK = "masks Debian's own unit before the package: no entry of common masks a unit"
+SKIPPED_IN_PLACE = (
+    "a template kept out of common's files entry (CONTENT_NOT_THROUGH_COMMON), skipped as it would be"
+)
+STATE_REPORT_READERS = {
+    ("alertmanager", "Mask Debian's own alertmanager unit"): MASK,
+    ("victoriametrics", "Mask Debian's own victoria-metrics unit"): MASK,
+    ("k6", "Install the k6 binary supplied on the controller"): (
+        "copies a controller file (copy's src); common's files entry writes content only"
+    ),
+    ("conduit", "Write the environment file (secrets)"): SKIPPED_IN_PLACE,
+    ("conduit", "Write the gunicorn configuration"): SKIPPED_IN_PLACE,
+    ("conduit", "Write the socket unit"): SKIPPED_IN_PLACE,
+    ("conduit", "Enable and start the socket and the service"): (
+        "starts the socket and the service after the switch, outside common's service entry"
+    ),
+}
+# Files other than task files (role-relative) that read the report, and why.
+STATE_REPORT_FILES = {
+    ("conduit", "vars/main.yml"): (
+        "__conduit_reported: the run phase takes the current link, the verified record and the checksums of "
+        "files no step wrote from the report (run_state.yml)"
+    ),
+}
+
+
+def test_only_common_reads_its_state_report():
+    found = {
+        (role.name, task.get("name"))
+        for role in ROLES
+        for task in tasks(role)
+        if "__common_host" in yaml.safe_dump({k: v for k, v in task.items() if k not in TASK_LISTS})
+    }
+    outside = sorted(found - set(STATE_REPORT_READERS))
+    assert not outside, (
+        f"tasks reading __common_host outside common: {outside}; compare through common's entries, or list "
+        "the task in STATE_REPORT_READERS with why"
+    )
+    stale = sorted(set(STATE_REPORT_READERS) - found)
+    assert not stale, f"STATE_REPORT_READERS names tasks that no longer read __common_host: {stale}"
+    files = {
+        (role.name, str(path.relative_to(role)))
+        for role in ROLES
+        for part in ("defaults", "vars", "handlers", "templates")
+        for path in (role / part).rglob("*")
+        if path.is_file() and "__common_host" in path.read_text()
+    }
+    assert files == set(STATE_REPORT_FILES), (
+        f"role files reading __common_host: {sorted(files)}; listed: {sorted(STATE_REPORT_FILES)}"
+    )
 
 
 # --- Packages, one transaction per play -------------------------------------------------------------------
