@@ -24,6 +24,9 @@
   `STATE_REPORT_READERS` and `STATE_REPORT_FILES` list, with why.
 - Files one way: no role but common writes a file's content with template, copy, lineinfile, blockinfile,
   replace or ini_file; `CONTENT_NOT_THROUGH_COMMON` lists the tasks that do, with why.
+- Render from the host's lists: tasks/render.yml gives common's files entry lists from vars/main.yml that a
+  host phase gives it too (`RENDER_ONLY` lists a render-only file, with why), and common's web_config entry
+  configure.yml's path, users, TLS files and group under configure.yml's `when:`.
 - Input names: no `_package_name`, `_archive_local_path` or `_archive_file`; the package a role installs is
   `<role>_package`; the controller-side archive is `<role>_archive_src`; the service's user and group are
   `<role>_system_user` and `<role>_system_group`. A listener's inputs are `<role>_listen_address` and
@@ -487,6 +490,86 @@ def test_files_are_written_through_common_files():
     assert not outside, f"write these through common's files entry (with its validation): {outside}"
     stale = sorted(set(CONTENT_NOT_THROUGH_COMMON) - set(found))
     assert not stale, f"CONTENT_NOT_THROUGH_COMMON names tasks that no longer exist: {stale}"
+
+
+# --- Render, from the host's lists ------------------------------------------------------------------------
+
+RENDERING = [role for role in ROLES if (role / "tasks" / "render.yml").is_file()]
+# (role, task) of a render.yml writing a file the host never gets, and why.
+RENDER_ONLY = {
+    ("victoriametrics", "Render the command line"): (
+        "the flags file is the render's own: the host gets __victoriametrics_command as the unit's ExecStart"
+    ),
+}
+# What a render's web configuration shares with the host's (__<role>_web_config).
+WEB_CONFIG_SHARED = (
+    "common_web_config_path",
+    "common_web_config_users",
+    "common_web_config_tls",
+    "common_web_config_group",
+)
+
+
+def _entry_calls(role: Path, entry: str) -> list[tuple[str, dict]]:
+    """(task file, task) of each include of one of common's entries, those inside blocks included."""
+    return [
+        (path.name, task)
+        for path in sorted((role / "tasks").glob("*.yml"))
+        for items in _task_lists(load(path))
+        for task in items
+        if _includes_common(task) and _common_entry(task) == entry
+    ]
+
+
+@pytest.mark.parametrize("role", RENDERING, ids=lambda p: p.name)
+def test_render_writes_the_hosts_lists(role: Path):
+    """tasks/render.yml passes common's files entry the lists from vars/main.yml that a host phase passes it,
+    and common's web_config entry the host's __<role>_web_config under the host's `when:`."""
+    r = role.name
+    own = re.compile(rf"__{r}_\w+")
+    files = _entry_calls(role, "files")
+    on_host = set().union(
+        *(
+            _names(yaml.safe_dump((t.get("vars") or {}).get("common_files")))
+            for f, t in files
+            if f != "render.yml"
+        )
+    )
+    rendered = [t for f, t in files if f == "render.yml" and (r, t.get("name")) not in RENDER_ONLY]
+    assert rendered, f"{r}: tasks/render.yml writes no file through common's files entry"
+    for task in rendered:
+        given = (task.get("vars") or {}).get("common_files")
+        assert isinstance(given, str), (
+            f"{r}: '{task.get('name')}' writes a list of its own, not vars/main.yml's"
+        )
+        lists = {name for name in _names(given) if own.fullmatch(name)}
+        assert lists and lists <= on_host, (
+            f"{r}: '{task.get('name')}' renders {sorted(lists)}, of which a host phase writes "
+            f"{sorted(on_host & lists)} (one list in vars/main.yml for both, docs/conventions.md)"
+        )
+    web = _entry_calls(role, "web_config")
+    writing = [
+        t
+        for f, t in web
+        if f == "configure.yml" and not (t.get("vars") or {}).get("common_web_config_check_only")
+    ]
+    for task in (t for f, t in web if f == "render.yml"):
+        shared = {key: (task.get("vars") or {}).get(key) for key in WEB_CONFIG_SHARED}
+        assert any(
+            shared == {key: (host.get("vars") or {}).get(key) for key in WEB_CONFIG_SHARED}
+            and _when(task) == _when(host)
+            for host in writing
+        ), f"{r}: '{task.get('name')}' passes configure.yml's web configuration and `when:`, not {shared}"
+
+
+def test_render_only_tasks_exist():
+    named = {
+        (role.name, t.get("name"))
+        for role in RENDERING
+        for f, t in _entry_calls(role, "files")
+        if f == "render.yml"
+    }
+    assert set(RENDER_ONLY) <= named, sorted(set(RENDER_ONLY) - named)
 
 
 # --- State, read once -------------------------------------------------------------------------------------
