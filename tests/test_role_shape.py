@@ -1,6 +1,8 @@
 """Every service role has one shape; these tests hold it, so the next role cannot drift (docs/conventions.md,
 "Role shape"). tests/test_role_interfaces.py holds the interface (defaults, argument specs, README).
 
+- Phases: tasks/main.yml imports preflight.yml (under every phase's tag), install.yml, configure.yml and
+  run.yml, each under `<role>_<phase>` (`PHASES_LEFT_OUT` lists a phase a converge leaves out, with why).
 - Handlers: `Restart <role>` is defined first and registers `__<role>_restarted`; `Reload <role>` (where
   the role has one) runs only when no restart ran (`__<role>_restarted | default({}) is not changed`);
   neither runs in check mode (`not ansible_check_mode`, the one check-mode idiom of handlers), and neither
@@ -17,8 +19,14 @@
   `ansible_check_mode and (__<role>_fresh | default(false) or __<role>_unit_changed | default(false))`, and
   install.yml sets `__<role>_fresh`.
 - Common's `unit` entry is included from tasks/configure.yml, or a file it includes, only.
+- State, read once: a service role's install.yml starts with common's state entry (`STATE_NOT_YET` lists the
+  roles that do not yet, with why); no role task or file reads the report (`__common_host`) itself but those
+  `STATE_REPORT_READERS` and `STATE_REPORT_FILES` list, with why.
 - Files one way: no role but common writes a file's content with template, copy, lineinfile, blockinfile,
   replace or ini_file; `CONTENT_NOT_THROUGH_COMMON` lists the tasks that do, with why.
+- Render from the host's lists: tasks/render.yml gives common's files entry lists from vars/main.yml that a
+  host phase gives it too (`RENDER_ONLY` lists a render-only file, with why), and common's web_config entry
+  configure.yml's path, users, TLS files and group under configure.yml's `when:`.
 - Input names: no `_package_name`, `_archive_local_path` or `_archive_file`; the package a role installs is
   `<role>_package`; the controller-side archive is `<role>_archive_src`; the service's user and group are
   `<role>_system_user` and `<role>_system_group`. A listener's inputs are `<role>_listen_address` and
@@ -69,6 +77,37 @@ def _by_name(role: Path) -> dict[str, dict]:
 
 def test_roles_exist():
     assert ROLES, "no roles found under roles/"
+
+
+# --- Phases ------------------------------------------------------------------------------------------------
+
+PHASES = ("preflight", "install", "configure", "run")
+# (role, phase) that tasks/main.yml does not import, and why.
+PHASES_LEFT_OUT = {
+    ("k6", "run"): "a run fires load: playbooks/loadtest.yml includes it (tasks_from: run), a converge never",
+}
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_main_imports_the_phases_in_order_each_under_its_tag(role: Path):
+    """tasks/main.yml is a table of contents: preflight.yml (under every phase's tag), install.yml,
+    configure.yml and run.yml, each imported under `<role>_<phase>`."""
+    r = role.name
+    later = [f"{r}_{phase}" for phase in PHASES[1:]]
+    expected = [
+        (f"{phase}.yml", later if phase == "preflight" else [f"{r}_{phase}"])
+        for phase in PHASES
+        if (r, phase) not in PHASES_LEFT_OUT
+    ]
+    main = load(role / "tasks" / "main.yml") or []
+    found = [(task.get("ansible.builtin.import_tasks"), task.get("tags")) for task in main]
+    assert found == expected, f"{r}: tasks/main.yml imports {found}, not {expected} (docs/conventions.md)"
+    missing = [phase for phase in PHASES if not (role / "tasks" / f"{phase}.yml").is_file()]
+    assert not missing, f"{r}: no tasks/{missing[0]}.yml"
+
+
+def test_phases_left_out_are_roles_phases():
+    assert {(role.name, phase) for role in ROLES for phase in PHASES} >= set(PHASES_LEFT_OUT)
 
 
 # --- Handlers ----------------------------------------------------------------------------------------------
@@ -453,6 +492,86 @@ def test_files_are_written_through_common_files():
     assert not stale, f"CONTENT_NOT_THROUGH_COMMON names tasks that no longer exist: {stale}"
 
 
+# --- Render, from the host's lists ------------------------------------------------------------------------
+
+RENDERING = [role for role in ROLES if (role / "tasks" / "render.yml").is_file()]
+# (role, task) of a render.yml writing a file the host never gets, and why.
+RENDER_ONLY = {
+    ("victoriametrics", "Render the command line"): (
+        "the flags file is the render's own: the host gets __victoriametrics_command as the unit's ExecStart"
+    ),
+}
+# What a render's web configuration shares with the host's (__<role>_web_config).
+WEB_CONFIG_SHARED = (
+    "common_web_config_path",
+    "common_web_config_users",
+    "common_web_config_tls",
+    "common_web_config_group",
+)
+
+
+def _entry_calls(role: Path, entry: str) -> list[tuple[str, dict]]:
+    """(task file, task) of each include of one of common's entries, those inside blocks included."""
+    return [
+        (path.name, task)
+        for path in sorted((role / "tasks").glob("*.yml"))
+        for items in _task_lists(load(path))
+        for task in items
+        if _includes_common(task) and _common_entry(task) == entry
+    ]
+
+
+@pytest.mark.parametrize("role", RENDERING, ids=lambda p: p.name)
+def test_render_writes_the_hosts_lists(role: Path):
+    """tasks/render.yml passes common's files entry the lists from vars/main.yml that a host phase passes it,
+    and common's web_config entry the host's __<role>_web_config under the host's `when:`."""
+    r = role.name
+    own = re.compile(rf"__{r}_\w+")
+    files = _entry_calls(role, "files")
+    on_host = set().union(
+        *(
+            _names(yaml.safe_dump((t.get("vars") or {}).get("common_files")))
+            for f, t in files
+            if f != "render.yml"
+        )
+    )
+    rendered = [t for f, t in files if f == "render.yml" and (r, t.get("name")) not in RENDER_ONLY]
+    assert rendered, f"{r}: tasks/render.yml writes no file through common's files entry"
+    for task in rendered:
+        given = (task.get("vars") or {}).get("common_files")
+        assert isinstance(given, str), (
+            f"{r}: '{task.get('name')}' writes a list of its own, not vars/main.yml's"
+        )
+        lists = {name for name in _names(given) if own.fullmatch(name)}
+        assert lists and lists <= on_host, (
+            f"{r}: '{task.get('name')}' renders {sorted(lists)}, of which a host phase writes "
+            f"{sorted(on_host & lists)} (one list in vars/main.yml for both, docs/conventions.md)"
+        )
+    web = _entry_calls(role, "web_config")
+    writing = [
+        t
+        for f, t in web
+        if f == "configure.yml" and not (t.get("vars") or {}).get("common_web_config_check_only")
+    ]
+    for task in (t for f, t in web if f == "render.yml"):
+        shared = {key: (task.get("vars") or {}).get(key) for key in WEB_CONFIG_SHARED}
+        assert any(
+            shared == {key: (host.get("vars") or {}).get(key) for key in WEB_CONFIG_SHARED}
+            and _when(task) == _when(host)
+            for host in writing
+        ), f"{r}: '{task.get('name')}' passes configure.yml's web configuration and `when:`, not {shared}"
+
+
+def test_render_only_tasks_exist():
+    named = {
+        (role.name, t.get("name"))
+        for role in RENDERING
+        for f, t in _entry_calls(role, "files")
+        if f == "render.yml"
+    }
+    assert set(RENDER_ONLY) <= named, sorted(set(RENDER_ONLY) - named)
+
+
 # --- State, read once -------------------------------------------------------------------------------------
 
 # Service roles that do not read their state yet, and why: their entries make their calls as before.
@@ -500,6 +619,60 @@ def test_no_fact_takes_the_state_reads_name(role: Path):
 def test_roles_not_reading_state_are_service_roles():
     service_roles = {role.name for role in ROLES if any(common_calls(role, "service", "unit"))}
     assert set(STATE_NOT_YET) <= service_roles, set(STATE_NOT_YET) - service_roles
+
+
+# (role, task) that compare with common's report (__common_host) themselves, and why. Every other comparison
+# with it, and the forgetting of what a write changed, happens inside common's entries.
+MASK = "masks Debian's own unit before the package: no entry of common masks a unit"
+SKIPPED_IN_PLACE = (
+    "a template kept out of common's files entry (CONTENT_NOT_THROUGH_COMMON), skipped as it would be"
+)
+STATE_REPORT_READERS = {
+    ("alertmanager", "Mask Debian's own alertmanager unit"): MASK,
+    ("victoriametrics", "Mask Debian's own victoria-metrics unit"): MASK,
+    ("k6", "Install the k6 binary supplied on the controller"): (
+        "copies a controller file (copy's src); common's files entry writes content only"
+    ),
+    ("conduit", "Write the environment file (secrets)"): SKIPPED_IN_PLACE,
+    ("conduit", "Write the gunicorn configuration"): SKIPPED_IN_PLACE,
+    ("conduit", "Write the socket unit"): SKIPPED_IN_PLACE,
+    ("conduit", "Enable and start the socket and the service"): (
+        "starts the socket and the service after the switch, outside common's service entry"
+    ),
+}
+# Files other than task files (role-relative) that read the report, and why.
+STATE_REPORT_FILES = {
+    ("conduit", "vars/main.yml"): (
+        "__conduit_reported: the run phase takes the current link, the verified record and the checksums of "
+        "files no step wrote from the report (run_state.yml)"
+    ),
+}
+
+
+def test_only_common_reads_its_state_report():
+    found = {
+        (role.name, task.get("name"))
+        for role in ROLES
+        for task in tasks(role)
+        if "__common_host" in yaml.safe_dump({k: v for k, v in task.items() if k not in TASK_LISTS})
+    }
+    outside = sorted(found - set(STATE_REPORT_READERS))
+    assert not outside, (
+        f"tasks reading __common_host outside common: {outside}; compare through common's entries, or list "
+        "the task in STATE_REPORT_READERS with why"
+    )
+    stale = sorted(set(STATE_REPORT_READERS) - found)
+    assert not stale, f"STATE_REPORT_READERS names tasks that no longer read __common_host: {stale}"
+    files = {
+        (role.name, str(path.relative_to(role)))
+        for role in ROLES
+        for part in ("defaults", "vars", "handlers", "templates")
+        for path in (role / part).rglob("*")
+        if path.is_file() and "__common_host" in path.read_text()
+    }
+    assert files == set(STATE_REPORT_FILES), (
+        f"role files reading __common_host: {sorted(files)}; listed: {sorted(STATE_REPORT_FILES)}"
+    )
 
 
 # --- Packages, one transaction per play -------------------------------------------------------------------

@@ -74,6 +74,23 @@ def mode_and_owner(host):
 
 
 @pytest.fixture
+def tls_files(inputs, mode_and_owner):
+    """Checks a service's TLS files, skipped while the boolean input `switch` is off (None: always on): the
+    private ones (key, key-and-certificate bundle, a web configuration naming them) 0640 root:<group>, the
+    public ones (certificate, the CA's copy) 0644 root:root."""
+
+    def check(switch, group, private, public):
+        if switch is not None:
+            inputs.require(switch)
+        for path in private:
+            mode_and_owner(path, 0o640, "root", group)
+        for path in public:
+            mode_and_owner(path, 0o644, "root", "root")
+
+    return check
+
+
+@pytest.fixture
 def running_and_enabled(host):
     """Checks that a systemd unit (service or timer) is running and starts at boot."""
 

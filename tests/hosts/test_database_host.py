@@ -99,15 +99,10 @@ def test_the_settings_and_the_client_rules_are_the_servers_only(config_dir, name
     mode_and_owner(posixpath.join(config_dir, name), 0o640, SERVER_USER, SERVER_USER)
 
 
-def test_the_tls_key_is_readable_by_the_server_only(inputs, config_dir, mode_and_owner):
-    inputs.require("postgresql_tls_enabled")
-    mode_and_owner(f"{config_dir}/tls/postgresql.key", 0o640, "root", SERVER_USER)
-
-
-@pytest.mark.parametrize("name", ["postgresql.crt", "postgresql-ca.crt"])
-def test_the_certificate_and_the_ca_are_public_and_root_owned(inputs, config_dir, name, mode_and_owner):
-    inputs.require("postgresql_tls_enabled")
-    mode_and_owner(f"{config_dir}/tls/{name}", 0o644, "root", "root")
+def test_the_tls_key_is_the_servers_only_and_the_certificates_public(config_dir, tls_files):
+    tls = f"{config_dir}/tls"
+    public = [f"{tls}/postgresql.crt", f"{tls}/postgresql-ca.crt"]
+    tls_files("postgresql_tls_enabled", SERVER_USER, [f"{tls}/postgresql.key"], public)
 
 
 def test_the_server_listens_on_loopback_and_its_address_only(inputs, listeners, address_of):
@@ -199,18 +194,11 @@ def test_the_exporter_listens_on_every_address(host, inputs):
     assert host.socket(f"tcp://0.0.0.0:{inputs['postgres_exporter_port']}").is_listening
 
 
-@pytest.mark.parametrize(
-    "name, mode, group",
-    [
-        ("web.yml", 0o640, EXPORTER_GROUP),
-        ("tls/postgres_exporter.key", 0o640, EXPORTER_GROUP),
-        ("tls/postgres_exporter.crt", 0o644, "root"),
-        ("tls/postgres_exporter-ca.crt", 0o644, "root"),
-    ],
-)
-def test_the_exporters_tls_files_modes_and_owners(inputs, name, mode, group, mode_and_owner):
-    inputs.require("postgres_exporter_tls_enabled")
-    mode_and_owner(f"{EXPORTER_CONFIG_DIR}/{name}", mode, "root", group)
+def test_the_exporters_web_configuration_and_tls_files_modes_and_owners(tls_files):
+    tls = f"{EXPORTER_CONFIG_DIR}/tls"
+    private = [f"{EXPORTER_CONFIG_DIR}/web.yml", f"{tls}/postgres_exporter.key"]
+    public = [f"{tls}/postgres_exporter.crt", f"{tls}/postgres_exporter-ca.crt"]
+    tls_files("postgres_exporter_tls_enabled", EXPORTER_GROUP, private, public)
 
 
 def test_the_exporter_reads_its_web_configuration(inputs, unit_property):

@@ -59,26 +59,12 @@ def test_the_tls_directory_is_closed_to_others(host, mode_and_owner):
     mode_and_owner(TLS_DIR, 0o750, "root", SYSTEM_GROUP)
 
 
-@pytest.mark.parametrize("path", SITE_PRIVATE)
-def test_the_sites_key_and_bundle_are_readable_by_the_service_only(path, mode_and_owner):
-    mode_and_owner(path, 0o640, "root", SYSTEM_GROUP)
+def test_the_sites_key_and_bundle_are_the_services_only_and_its_certificate_public(tls_files):
+    tls_files(None, SYSTEM_GROUP, SITE_PRIVATE, SITE_PUBLIC)
 
 
-@pytest.mark.parametrize("path", SITE_PUBLIC)
-def test_the_sites_certificate_is_public_and_root_owned(path, mode_and_owner):
-    mode_and_owner(path, 0o644, "root", "root")
-
-
-@pytest.mark.parametrize("path", METRICS_PRIVATE)
-def test_the_metrics_key_and_bundle_are_readable_by_the_service_only(inputs, path, mode_and_owner):
-    inputs.require("haproxy_metrics_tls_enabled")
-    mode_and_owner(path, 0o640, "root", SYSTEM_GROUP)
-
-
-@pytest.mark.parametrize("path", METRICS_PUBLIC)
-def test_the_metrics_certificate_and_the_ca_are_public_and_root_owned(inputs, path, mode_and_owner):
-    inputs.require("haproxy_metrics_tls_enabled")
-    mode_and_owner(path, 0o644, "root", "root")
+def test_the_metrics_key_and_bundle_are_the_services_only_and_the_certificates_public(tls_files):
+    tls_files("haproxy_metrics_tls_enabled", SYSTEM_GROUP, METRICS_PRIVATE, METRICS_PUBLIC)
 
 
 @pytest.mark.parametrize("port", ["haproxy_https_port", "haproxy_http_port"])

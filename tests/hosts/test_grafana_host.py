@@ -181,12 +181,5 @@ def test_the_data_plugins_and_logs_directories_are_the_services_only(host, path,
     mode_and_owner(path, 0o750, SYSTEM_USER, SYSTEM_GROUP)
 
 
-def test_the_tls_key_is_readable_by_the_service_only(inputs, mode_and_owner):
-    inputs.require("grafana_tls_enabled")
-    mode_and_owner(TLS_KEY, 0o640, "root", SYSTEM_GROUP)
-
-
-@pytest.mark.parametrize("path", TLS_PUBLIC)
-def test_the_certificate_and_the_ca_are_public_and_root_owned(inputs, path, mode_and_owner):
-    inputs.require("grafana_tls_enabled")
-    mode_and_owner(path, 0o644, "root", "root")
+def test_the_tls_key_is_the_services_only_and_the_certificates_public(tls_files):
+    tls_files("grafana_tls_enabled", SYSTEM_GROUP, [TLS_KEY], TLS_PUBLIC)

@@ -50,11 +50,9 @@ def test_the_service_runs_as_a_system_user_without_a_login(host, unit_property, 
 
 
 @pytest.mark.parametrize("path, group", sorted(PRIVATE_FILES.items()))
-def test_configuration_and_secrets_are_readable_by_the_service_only(host, path, group):
-    private = host.file(path)
-    assert private.is_file
-    assert private.mode == 0o640, oct(private.mode)
-    assert (private.user, private.group) == ("root", group)
+def test_configuration_and_secrets_are_readable_by_the_service_only(host, mode_and_owner, path, group):
+    assert host.file(path).is_file, path
+    mode_and_owner(path, 0o640, "root", group)
 
 
 @pytest.mark.parametrize("service", SERVERS)

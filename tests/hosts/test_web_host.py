@@ -79,15 +79,8 @@ def test_configuration_and_secrets_are_readable_by_the_service_only(mode_and_own
     mode_and_owner(path, 0o640, "root", SYSTEM_GROUP)
 
 
-def test_the_tls_key_is_readable_by_the_service_only(inputs, mode_and_owner):
-    inputs.require("conduit_tls_enabled")
-    mode_and_owner(TLS_KEY, 0o640, "root", SYSTEM_GROUP)
-
-
-@pytest.mark.parametrize("path", TLS_PUBLIC)
-def test_the_certificate_and_the_ca_are_public_and_root_owned(inputs, mode_and_owner, path):
-    inputs.require("conduit_tls_enabled")
-    mode_and_owner(path, 0o644, "root", "root")
+def test_the_tls_key_is_the_services_only_and_the_certificates_public(tls_files):
+    tls_files("conduit_tls_enabled", SYSTEM_GROUP, [TLS_KEY], TLS_PUBLIC)
 
 
 def test_the_socket_listens_where_the_inventory_says_only(inputs, listeners, address_of):
