@@ -616,6 +616,25 @@ def test_no_fact_takes_the_state_reads_name(role: Path):
     assert not setting, f"{role.name}: a set_fact sets {name}, the state read's input, in {setting}"
 
 
+# Facts an earlier phase sets (docs/conventions.md, "Common's results, read once"): a later phase reads them
+# with `| default(false)`, since `--tags <role>_configure` or `<role>_run` leaves the setting phase out.
+LATER_PHASES = {"_fresh": ["configure.yml", "run*.yml"], "_unit_changed": ["run*.yml"]}
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_a_later_phase_reads_an_earlier_phases_fact_with_a_default(role: Path):
+    bare = []
+    for suffix, patterns in LATER_PHASES.items():
+        read = re.compile(rf"__{role.name}{suffix}\b(?!\s*\|\s*default\(false\))")
+        for pattern in patterns:
+            for path in sorted((role / "tasks").glob(pattern)):
+                lines = path.read_text().splitlines()
+                bare += [
+                    f"{path.name}:{n}" for n, line in enumerate(lines, 1) if read.search(line.split("#")[0])
+                ]
+    assert not bare, f"{role.name}: an earlier phase's fact read without | default(false) at {bare}"
+
+
 def test_roles_not_reading_state_are_service_roles():
     service_roles = {role.name for role in ROLES if any(common_calls(role, "service", "unit"))}
     assert set(STATE_NOT_YET) <= service_roles, set(STATE_NOT_YET) - service_roles
