@@ -75,6 +75,7 @@ def _cases(base: Path) -> dict[str, dict]:
         "conduit_env": "testing",
     }
     cases["test-modes"] = {"conduit_env": "testing"}
+    cases["two-bad-inputs"] = {"conduit_env": "testing", "conduit_releases_keep": 1}
     cases["extra-env"] = {"conduit_extra_env": {"CONDUIT_PASSWORD_HASH": WEAK, "CONDUIT_LOG_LEVEL": "debug"}}
     for sslmode in SSLMODES:
         cases[f"{sslmode}-without-tls"] = {"conduit_database_sslmode": sslmode, "conduit_tls_enabled": False}
@@ -167,6 +168,12 @@ def test_the_demo_may_use_the_test_hashing(preflight):
 def test_the_apps_test_modes_are_refused_outside_the_demo(preflight):
     outcome = preflight["test-modes"]
     assert outcome.failures
+    assert "conduit: conduit_env must be production outside the demo" in outcome.failure, outcome.failure
+
+
+def test_every_bad_input_is_named_in_one_message(preflight):
+    outcome = preflight["two-bad-inputs"]
+    assert "conduit: conduit_releases_keep must be at least 2" in outcome.failure, outcome.failure
     assert "conduit: conduit_env must be production outside the demo" in outcome.failure, outcome.failure
 
 
