@@ -68,6 +68,49 @@ RECAP = re.compile(
     re.M,
 )
 PHASES = (("converge", "first converge"), ("rerun", "re-run"))
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# --- CPU accounting ----------------------------------------------------------------------------------------
+# Every host is a container on this machine's own CPUs, so a run's wall clock is shared between the hosts'
+# work (apt, pip, gunicorn, the modules) and the controller's (Ansible's workers, the docker CLI and daemons).
+# Each run reports both: the machine's busy CPU-seconds (/proc/stat) and the containers' (their cgroups).
+
+
+def busy_cpu_seconds() -> float:
+    """CPU-seconds this machine has spent busy (every CPU, all but idle and iowait) since boot."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / CLOCK_TICKS
+
+
+def container_cpu_seconds(container_id: str) -> float | None:
+    """A container's CPU-seconds from its cgroup (v1 cpuacct; v2 under systemd or cgroupfs), or None."""
+    for path, scale in (
+        (f"/sys/fs/cgroup/cpuacct/docker/{container_id}/cpuacct.usage", 1e-9),
+        (f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/cpu.stat", 1e-6),
+        (f"/sys/fs/cgroup/docker/{container_id}/cpu.stat", 1e-6),
+    ):
+        try:
+            text = Path(path).read_text()
+        except OSError:
+            continue
+        if path.endswith("cpu.stat"):
+            usage = dict(line.split() for line in text.splitlines() if line.strip())
+            return int(usage["usage_usec"]) * scale
+        return int(text) * scale
+    return None
+
+
+def hosts_cpu_seconds() -> float | None:
+    """The bench's containers' CPU-seconds, summed; None when any cannot be read."""
+    ids = subprocess.run(
+        ["docker", "ps", "-q", "--no-trunc", "--filter", f"label=lookout.scenario={SCENARIO}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    found = [container_cpu_seconds(i) for i in ids]
+    return None if not ids or None in found else sum(found)
 
 
 def hosts_for(size: int) -> list[str]:
@@ -167,6 +210,7 @@ class Runner:
     def site(self, inventory: list[str], name: str) -> dict:
         log = self.logs / f"{name}.log"
         load = os.getloadavg()[0]
+        busy, hosts = busy_cpu_seconds(), hosts_cpu_seconds()
         start = time.monotonic()
         with log.open("w") as out:
             self.running = subprocess.Popen(
@@ -179,6 +223,8 @@ class Runner:
             returncode = self.running.wait()
             self.running = None
         seconds = time.monotonic() - start
+        busy, hosts_after = busy_cpu_seconds() - busy, hosts_cpu_seconds()
+        hosts = None if hosts is None or hosts_after is None else hosts_after - hosts
         recap = list(RECAP.finditer(log.read_text(errors="replace")))
         totals = {key: sum(int(m[key]) for m in recap) for key in ("changed", "failed", "unreachable")}
         return {
@@ -186,6 +232,9 @@ class Runner:
             "load": round(load, 2),
             "returncode": returncode,
             "ok": returncode == 0 and bool(recap),
+            # CPU-seconds over the run: the whole machine's, and the hosts' (containers) within them.
+            "cpu_busy": round(busy, 1),
+            "cpu_hosts": None if hosts is None else round(hosts, 1),
             **totals,
             "log": str(log),
         }
@@ -319,6 +368,23 @@ def table(results: list[dict], settings: dict) -> str:
             f"| {cell(rerun, 'changed')} | {cell(converge, 'ratio')} | {cell(rerun, 'ratio')} "
             f"| {cell(converge, 'load')} | {cell(rerun, 'load')} |"
         )
+    lines += [
+        "",
+        "CPU-seconds over each run (N CPUs give at most N per second): the machine's busy time, of which "
+        "in the hosts (the containers' cgroups) and the rest (the controller: Ansible, the docker CLI and "
+        "daemons; and anything else running)",
+        "",
+        "| size | converge: busy | in the hosts | the rest | re-run: busy | in the hosts | the rest |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in results:
+        cells = []
+        for phase, _ in PHASES:
+            run = row[phase] or {}
+            busy, hosts = run.get("cpu_busy"), run.get("cpu_hosts")
+            rest = None if busy is None or hosts is None else busy - hosts
+            cells += ["—" if v is None else f"{v:.0f}" for v in (busy, hosts, rest)]
+        lines.append(f"| {row['size']} | " + " | ".join(cells) + " |")
     if len(results) > 1:
         largest = max(row["size"] for row in results)
         found = verdicts(results)
