@@ -13,7 +13,7 @@ DOCUMENTATION = r"""
 module: common_state
 short_description: Read what a host has of one service in one call, changing nothing
 description:
-  - Reports, for the paths, packages, users and systemd units it is given, what the host has now: each
+  - Reports, for the paths, packages, users and systemd units it is given, what the host has now. Each
     path's type, mode, owner and group, a file's SHA-1 and a link's target; each package's dpkg status;
     each user's primary group, home and shell; each unit's enabled state, active state and whether
     systemd must reload its file.
