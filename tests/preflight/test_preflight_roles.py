@@ -1,0 +1,88 @@
+"""playbooks/preflight.yml checks, on each host, the inputs of exactly the roles site.yml's plays run there.
+
+The preflight play hands each host one looped include over lookout_preflight_roles (a host spends no task
+skipping the check of a role it does not run). That list is written by hand beside the plays; this test
+reads the plays (playbooks/<group>.yml, as site.yml imports them) and compares, group by group, with the
+environment's switches (lookout_*_enabled) on and off.
+"""
+
+import itertools
+
+import jinja2
+import pytest
+import yaml
+from controller_helpers import ROOT
+
+PLAYBOOKS = ROOT / "playbooks"
+GROUPS = ("frontend", "web", "database", "monitoring", "loadgen", "longterm")
+SWITCHES = ("lookout_grafana_enabled", "lookout_longterm_enabled", "lookout_firewall_enabled")
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    env.filters["bool"] = bool
+    return env
+
+
+def _site_plays() -> list[dict]:
+    """The plays site.yml imports (preflight's own excepted), in order."""
+    plays = []
+    for entry in yaml.safe_load((ROOT / "site.yml").read_text()):
+        path = ROOT / entry["ansible.builtin.import_playbook"]
+        if path.name != "preflight.yml":
+            plays += yaml.safe_load(path.read_text())
+    return plays
+
+
+def _roles_run(group: str, switches: dict) -> set[str]:
+    """Every role (common excepted) a play of site.yml runs on a host of this group alone, an include's
+    `when` evaluated with the switches."""
+    roles = set()
+    for play in _site_plays():
+        if group not in play["hosts"].split(":"):
+            continue
+        roles |= {entry["role"] for entry in play.get("roles", [])}
+        for task in play.get("pre_tasks", []) + play.get("tasks", []):
+            include = task.get("ansible.builtin.include_role")
+            if include is None or include["name"] == "common":
+                continue
+            when = task.get("when", "true")
+            if _env().compile_expression(when)(**switches, groups={group: ["host"]}):
+                roles.add(include["name"])
+    return roles
+
+
+def _preflight_roles(group: str, switches: dict) -> list[str]:
+    play = yaml.safe_load((PLAYBOOKS / "preflight.yml").read_text())[0]
+    return yaml.safe_load(_env().from_string(play["vars"]["lookout_preflight_roles"]).render(group_names=[group], **switches))
+
+
+CASES = [
+    (group, dict(zip(SWITCHES, values)))
+    for group, values in itertools.product(GROUPS, itertools.product((True, False), repeat=len(SWITCHES)))
+]
+
+
+@pytest.mark.parametrize(
+    ("group", "switches"), CASES, ids=[f"{g}-" + "".join("1" if v else "0" for v in s.values()) for g, s in CASES]
+)
+def test_a_host_checks_the_roles_its_plays_run(group, switches):
+    checked = _preflight_roles(group, switches)
+    assert len(checked) == len(set(checked)), checked
+    assert set(checked) == _roles_run(group, switches)
+
+
+def test_every_checked_role_has_a_preflight_entry():
+    everything = {name: True for name in SWITCHES}
+    for group in GROUPS:
+        for role in _preflight_roles(group, everything):
+            assert (ROOT / "roles" / role / "tasks" / "preflight.yml").is_file(), role
+
+
+def test_the_check_is_one_looped_include_over_the_list():
+    tasks = yaml.safe_load((PLAYBOOKS / "preflight.yml").read_text())[0]["tasks"]
+    includes = [task for task in tasks if "ansible.builtin.include_role" in task]
+    # common's renamed-knob check, then the one include over the roles.
+    assert [task["ansible.builtin.include_role"]["name"] for task in includes] == ["common", "{{ item }}"]
+    assert includes[1]["loop"] == "{{ lookout_preflight_roles }}"
+    assert includes[1]["ansible.builtin.include_role"]["public"] is True
