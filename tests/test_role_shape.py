@@ -1,8 +1,8 @@
 """Every service role has one shape; these tests hold it, so the next role cannot drift (docs/conventions.md,
 "Role shape"). tests/test_role_interfaces.py holds the interface (defaults, argument specs, README).
 
-- Phases: tasks/main.yml imports preflight.yml (under every phase's tag), install.yml, configure.yml and
-  run.yml, each under `<role>_<phase>` (`PHASES_LEFT_OUT` lists a phase a converge leaves out, with why).
+- Phases: tasks/main.yml includes preflight.yml (under every phase's tag), imports install.yml, configure.yml
+  and run.yml, each under `<role>_<phase>` (`PHASES_LEFT_OUT` lists a phase a converge leaves out, with why).
 - Handlers: `Restart <role>` is defined first and registers `__<role>_restarted`; `Reload <role>` (where
   the role has one) runs only when no restart ran (`__<role>_restarted | default({}) is not changed`);
   neither runs in check mode (`not ansible_check_mode`, the one check-mode idiom of handlers), and neither
@@ -90,8 +90,9 @@ PHASES_LEFT_OUT = {
 
 @pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
 def test_main_imports_the_phases_in_order_each_under_its_tag(role: Path):
-    """tasks/main.yml is a table of contents: preflight.yml (under every phase's tag), install.yml,
-    configure.yml and run.yml, each imported under `<role>_<phase>`."""
+    """tasks/main.yml is a table of contents: preflight.yml (included under every phase's tag, skipped where
+    playbooks/preflight.yml checked the role this run), install.yml, configure.yml and run.yml, each imported
+    under `<role>_<phase>`."""
     r = role.name
     later = [f"{r}_{phase}" for phase in PHASES[1:]]
     expected = [
@@ -100,8 +101,24 @@ def test_main_imports_the_phases_in_order_each_under_its_tag(role: Path):
         if (r, phase) not in PHASES_LEFT_OUT
     ]
     main = load(role / "tasks" / "main.yml") or []
-    found = [(task.get("ansible.builtin.import_tasks"), task.get("tags")) for task in main]
+    found = [
+        (
+            task.get("ansible.builtin.import_tasks")
+            or task.get("ansible.builtin.include_tasks", {}).get("file"),
+            task.get("tags"),
+        )
+        for task in main
+    ]
     assert found == expected, f"{r}: tasks/main.yml imports {found}, not {expected} (docs/conventions.md)"
+    # The preflight alone is an include, skipped where playbooks/preflight.yml checked the role this run; its
+    # tasks carry the three tags (apply), the later phases are imported.
+    first, *later_phases = main
+    assert first.get("ansible.builtin.include_tasks") == {
+        "file": "preflight.yml",
+        "apply": {"tags": later},
+    }, f"{r}: tasks/main.yml's first task is not the include of preflight.yml with its tags applied"
+    assert first.get("when") == "role_name not in common_preflight_passed | default([])", r
+    assert all("ansible.builtin.import_tasks" in task for task in later_phases), r
     missing = [phase for phase in PHASES if not (role / "tasks" / f"{phase}.yml").is_file()]
     assert not missing, f"{r}: no tasks/{missing[0]}.yml"
 

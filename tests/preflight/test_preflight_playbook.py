@@ -7,6 +7,7 @@ and secrets wired by the top-level group_vars/ (as site.yml sees them):
   (the issue's example: a retention of "30 days", which Prometheus' command line refuses).
 """
 
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -29,6 +30,11 @@ class Host:
 def _run(workdir, hosts: dict[str, Host], **knob_overrides) -> dict[str, Outcome]:
     """One run of playbooks/preflight.yml; each host reached at its own loopback address, so that the names
     the checks resolve (servers, database clients) resolve on this machine."""
+    return outcomes(_run_raw(workdir, hosts, **knob_overrides))
+
+
+def _run_raw(workdir, hosts: dict[str, Host], **knob_overrides):
+    """The same run, as it ended (its stdout the JSON report)."""
     inventory: dict = {
         "all": {
             "vars": {**knobs("demo"), **SECRETS, **knob_overrides},
@@ -40,7 +46,7 @@ def _run(workdir, hosts: dict[str, Host], **knob_overrides) -> dict[str, Outcome
             inventory["all"]["children"][group]["hosts"][name] = local_host(
                 ansible_host=f"127.0.0.{number}", **host.hostvars
             )
-    return outcomes(ansible_playbook(PLAYBOOK, inventory, workdir, json_output=True))
+    return ansible_playbook(PLAYBOOK, inventory, workdir, json_output=True)
 
 
 # host -> (its groups and inputs, the variables whose ports clash and the port; None: no clash)
@@ -141,3 +147,41 @@ def test_a_bad_knob_stops_the_run_naming_input_and_knob(tmp_path, hosts, knob, s
 def test_the_demo_may_run_the_test_hashing(tmp_path):
     outcome = _run(tmp_path, {"web1": Host(("web",), {})}, lookout_conduit_password_hash="pbkdf2:sha256:1000")
     assert outcome["web1"].failures == (), outcome["web1"].failure
+
+
+REMEMBER = "Remember the roles whose inputs this run has checked on this host"
+
+
+def _remembered(run) -> dict[str, list[str]]:
+    """common_preflight_passed as the last task set it, per host (absent: the task did not run there)."""
+    report = json.loads(run.stdout)
+    return {
+        host: result["ansible_facts"]["common_preflight_passed"]
+        for play in report["plays"]
+        for task in play["tasks"]
+        if task["task"]["name"] == REMEMBER
+        for host, result in task["hosts"].items()
+    }
+
+
+def test_each_host_remembers_the_roles_it_checked(tmp_path):
+    """The roles then skip their own checks (tasks/main.yml): only those this run checked on the host."""
+    run = _run_raw(
+        tmp_path,
+        {"web1": Host(("web",), {}), "monitor1": Host(("monitoring",), {}), "load1": Host(("loadgen",), {})},
+        lookout_firewall_enabled=False,
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert _remembered(run) == {
+        "web1": ["node_exporter", "conduit"],
+        "monitor1": ["node_exporter", "blackbox_exporter", "alertmanager", "prometheus"],
+        "load1": ["node_exporter", "k6"],
+    }
+
+
+def test_a_refused_run_remembers_nothing(tmp_path):
+    """One host's failed check stops every host before the roles are remembered as checked."""
+    hosts = {"web1": Host(("web",), {}), "clash": Host(("web",), {"conduit_candidate_port": 9100})}
+    run = _run_raw(tmp_path, hosts, lookout_database_engine="postgresql")
+    assert "share port 9100" in outcomes(run)["clash"].failure
+    assert _remembered(run) == {}

@@ -54,17 +54,21 @@ def _roles_run(group: str, switches: dict) -> set[str]:
 
 def _preflight_roles(group: str, switches: dict) -> list[str]:
     play = yaml.safe_load((PLAYBOOKS / "preflight.yml").read_text())[0]
-    return yaml.safe_load(_env().from_string(play["vars"]["lookout_preflight_roles"]).render(group_names=[group], **switches))
+    return yaml.safe_load(
+        _env().from_string(play["vars"]["lookout_preflight_roles"]).render(group_names=[group], **switches)
+    )
 
 
 CASES = [
-    (group, dict(zip(SWITCHES, values)))
+    (group, dict(zip(SWITCHES, values, strict=True)))
     for group, values in itertools.product(GROUPS, itertools.product((True, False), repeat=len(SWITCHES)))
 ]
 
 
 @pytest.mark.parametrize(
-    ("group", "switches"), CASES, ids=[f"{g}-" + "".join("1" if v else "0" for v in s.values()) for g, s in CASES]
+    ("group", "switches"),
+    CASES,
+    ids=[f"{g}-" + "".join("1" if v else "0" for v in s.values()) for g, s in CASES],
 )
 def test_a_host_checks_the_roles_its_plays_run(group, switches):
     checked = _preflight_roles(group, switches)
