@@ -4,8 +4,11 @@
 import grp
 import hashlib
 import os
+import platform
 import pwd
+import socket
 import stat
+import sys
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -43,6 +46,11 @@ options:
     type: list
     elements: str
     default: []
+  names:
+    description: Host names and addresses to resolve as the host's resolver does (TCP, every family).
+    type: list
+    elements: str
+    default: []
 """
 
 RETURN = r"""
@@ -57,6 +65,10 @@ host:
     - C(users) maps each user to C(group), C(home) and C(shell), or to null when there is no such user.
     - C(services) maps each unit as given to C(enabled) (systemd's UnitFileState, e.g. C(enabled),
       C(masked)), C(active) (ActiveState) and C(reload) (true when systemd must reload the unit's file).
+    - C(addresses) maps each name to its addresses (IPv4 first, each family sorted; empty when it does not
+      resolve).
+    - C(platform) is the Python that ran this read (C(executable), C(python) as major.minor), the machine
+      (C(machine), e.g. x86_64) and the C library's glibc version (C(glibc), empty for another C library).
   type: dict
   returned: always
 """
@@ -66,6 +78,7 @@ ARGUMENT_SPEC = {
     "packages": {"type": "list", "elements": "str", "default": []},
     "users": {"type": "list", "elements": "str", "default": []},
     "services": {"type": "list", "elements": "str", "default": []},
+    "names": {"type": "list", "elements": "str", "default": []},
 }
 
 
@@ -160,6 +173,25 @@ def services_state(module, names):
     return found
 
 
+def addresses(name):
+    """The name's addresses as the host's resolver gives them (TCP), IPv4 first; [] if it does not resolve."""
+    try:
+        found = {info[4][0] for info in socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)}
+    except (socket.gaierror, UnicodeError):
+        return []
+    return sorted(found, key=lambda address: (":" in address, address))
+
+
+def platform_state():
+    libc, version = platform.libc_ver()
+    return {
+        "executable": sys.executable,
+        "python": f"{sys.version_info[0]}.{sys.version_info[1]}",
+        "machine": platform.machine(),
+        "glibc": version if libc == "glibc" else "",
+    }
+
+
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
@@ -168,6 +200,8 @@ def main():
         "packages": packages_state(module, params["packages"]),
         "users": {name: user_state(name) for name in params["users"]},
         "services": services_state(module, params["services"]),
+        "addresses": {name: addresses(name) for name in params["names"]},
+        "platform": platform_state(),
     }
     module.exit_json(changed=False, host=host)
 

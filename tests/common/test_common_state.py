@@ -258,3 +258,23 @@ def test_the_state_entry_reads_each_units_file_where_the_unit_entry_writes_it(tm
         ]
     )
     assert report[str(given)]["sha1"] == hashlib.sha1(b"x\n").hexdigest()
+
+
+def test_names_and_platform_as_conduits_probe_reports_them(tmp_path: Path):
+    """The report's addresses and platform are what conduit's probe (__conduit_probe_script) prints for the
+    same names and Python, so conduit's install phase may take them from the state read instead."""
+    names = ["localhost", "127.0.0.1", "::1"]
+    report = run(tmp_path, names=names)["host"]
+    conduit_vars = __import__("yaml").safe_load((ROOT / "roles" / "conduit" / "vars" / "main.yml").read_text())
+    probe = subprocess.run(
+        [sys.executable, "-c", conduit_vars["__conduit_probe_script"], *names],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    expected = json.loads(probe.stdout)
+    assert report["addresses"] == expected.pop("addresses")
+    assert report["addresses"]["127.0.0.1"] == ["127.0.0.1"]
+    assert report["platform"] == {**expected, "executable": sys.executable}
+    assert run(tmp_path)["host"]["addresses"] == {}
