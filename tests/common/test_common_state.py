@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from ansible.errors import AnsibleFilterError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -265,7 +266,7 @@ def test_names_and_platform_as_conduits_probe_reports_them(tmp_path: Path):
     same names and Python, so conduit's install phase may take them from the state read instead."""
     names = ["localhost", "127.0.0.1", "::1"]
     report = run(tmp_path, names=names)["host"]
-    conduit_vars = __import__("yaml").safe_load((ROOT / "roles" / "conduit" / "vars" / "main.yml").read_text())
+    conduit_vars = yaml.safe_load((ROOT / "roles" / "conduit" / "vars" / "main.yml").read_text())
     probe = subprocess.run(
         [sys.executable, "-c", conduit_vars["__conduit_probe_script"], *names],
         capture_output=True,
