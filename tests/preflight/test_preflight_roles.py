@@ -86,7 +86,10 @@ def test_every_checked_role_has_a_preflight_entry():
 def test_the_check_is_one_looped_include_over_the_list():
     tasks = yaml.safe_load((PLAYBOOKS / "preflight.yml").read_text())[0]["tasks"]
     includes = [task for task in tasks if "ansible.builtin.include_role" in task]
-    # common's renamed-knob check, then the one include over the roles.
-    assert [task["ansible.builtin.include_role"]["name"] for task in includes] == ["common", "{{ item }}"]
-    assert includes[1]["loop"] == "{{ lookout_preflight_roles }}"
+    # common's renamed-knob check, the one include over the roles, then the firewall's check, which reaches
+    # the host: after every other check, as before the loop.
+    names = [task["ansible.builtin.include_role"]["name"] for task in includes]
+    assert names == ["common", "{{ item }}", "firewall"]
+    assert includes[1]["loop"] == "{{ lookout_preflight_roles | reject('eq', 'firewall') | list }}"
     assert includes[1]["ansible.builtin.include_role"]["public"] is True
+    assert includes[2]["when"] == "'firewall' in lookout_preflight_roles"
