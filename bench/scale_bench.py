@@ -13,9 +13,14 @@ For each size N (default 3 6 12), on local Debian 12 systemd containers:
    every host, the extra file sets nothing else but, on each web host, conduit_web_hosts to that host
    alone (the demo keeps SQLite, one file per web host, which the conduit role's preflight refuses with
    several web hosts: here every web host is a site of its own, as fast to deploy);
-3. `ansible-playbook site.yml` runs twice: the first converge on the fresh hosts, then the unchanged
-   re-run, which must report changed=0. Each: wall clock, the 1-minute load average just before, the
-   PLAY RECAP's changed/failed/unreachable summed over the hosts, the log kept;
+3. `ansible-playbook site.yml` runs the first converge on the fresh hosts, then the unchanged re-run
+   --reruns times (default 3), each of which must report changed=0; the size's re-run figure is their
+   median. Before each timed run the bench waits for a quiet machine: at most --quiet-cpus CPUs busy
+   (default 0.25) over a 5-second window, for at most --settle seconds (default 180). The hosts' own
+   work after a converge (services starting, first scrapes) would otherwise land in the first re-run,
+   more of it the more hosts there are. Each run: wall clock, the wait and the busy CPUs it ended on,
+   the 1-minute load average just before, the PLAY RECAP's changed/failed/unreachable summed over the
+   hosts, the log kept;
 4. the containers and the network are removed (also on failure, Ctrl-C or SIGTERM).
 
 The whole run holds the molecule lock (/tmp/lookout-molecule.lock, MOLECULE_LOCK; the lock
@@ -32,6 +37,7 @@ rolling (`serial: lookout_deploy_serial`, one host by default); --serial passes 
 Usage (from the repository root, with the venv that has Ansible; make bench-scale):
 
     python bench/scale_bench.py [--sizes 3 6 12] [--forks 20] [--strategy linear] [--serial 100%]
+                                [--reruns 3] [--quiet-cpus 0.25] [--settle 180]
                                 [--json artifacts/bench/scale.json] [--svg artifacts/bench/scale.svg]
 
 Exit status 1 when a run failed or a re-run changed something; the figures are printed anyway.
@@ -48,6 +54,7 @@ import math
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -81,6 +88,24 @@ def busy_cpu_seconds() -> float:
     """CPU-seconds this machine has spent busy (every CPU, all but idle and iowait) since boot."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     return (sum(fields) - fields[3] - fields[4]) / CLOCK_TICKS
+
+
+def busy_cpus(window: float = 5.0) -> float:
+    """How many CPUs' worth this machine was busy over the next `window` seconds."""
+    before = busy_cpu_seconds()
+    time.sleep(window)
+    return (busy_cpu_seconds() - before) / window
+
+
+def settle(quiet_cpus: float, longest: float) -> dict:
+    """Waits until the machine is quiet (at most quiet_cpus busy over a 5-second window) or longest seconds
+    have passed; says how long it waited, the busy CPUs it ended on, and whether that was quiet."""
+    start = time.monotonic()
+    while True:
+        busy = busy_cpus()
+        waited = time.monotonic() - start
+        if busy <= quiet_cpus or waited >= longest:
+            return {"waited": round(waited, 1), "busy_cpus": round(busy, 2), "quiet": busy <= quiet_cpus}
 
 
 def container_cpu_seconds(container_id: str) -> float | None:
@@ -205,10 +230,12 @@ class Runner:
         self.env = ansible_environ(work, ANSIBLE_STRATEGY=args.strategy)
         self.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{self.env.get('PATH', '')}"
         self.logs = args.logs
+        self.quiet_cpus, self.settle = args.quiet_cpus, args.settle
         self.running: subprocess.Popen | None = None
 
     def site(self, inventory: list[str], name: str) -> dict:
         log = self.logs / f"{name}.log"
+        before = settle(self.quiet_cpus, self.settle)
         load = os.getloadavg()[0]
         busy, hosts = busy_cpu_seconds(), hosts_cpu_seconds()
         start = time.monotonic()
@@ -230,6 +257,7 @@ class Runner:
         return {
             "seconds": round(seconds, 1),
             "load": round(load, 2),
+            "settle": before,
             "returncode": returncode,
             "ok": returncode == 0 and bool(recap),
             # CPU-seconds over the run: the whole machine's, and the hosts' (containers) within them.
@@ -294,14 +322,22 @@ def measure(args: argparse.Namespace, work: Path, results: list[dict]) -> dict |
                 if phase == "rerun" and not row["converge"]["ok"]:
                     row[phase] = None
                     continue
-                print(f"[scale] {size} hosts: {label} (load {os.getloadavg()[0]:.2f})", flush=True)
-                row[phase] = runner.site(inventory, f"{size}-hosts-{phase}")
-                run = row[phase]
-                print(
-                    f"[scale] {size} hosts: {label} {run['seconds']} s, changed={run['changed']}, "
-                    f"{'ok' if run['ok'] else 'FAILED, see ' + run['log']}",
-                    flush=True,
-                )
+                runs = []
+                for number in range(1, (args.reruns if phase == "rerun" else 1) + 1):
+                    name = f"{size}-hosts-{phase}" + (f"-{number}" if phase == "rerun" else "")
+                    print(f"[scale] {size} hosts: {label} {name} (waiting for a quiet machine)", flush=True)
+                    run = runner.site(inventory, name)
+                    runs.append(run)
+                    print(
+                        f"[scale] {size} hosts: {name} {run['seconds']} s, changed={run['changed']}, "
+                        f"{'ok' if run['ok'] else 'FAILED, see ' + run['log']}; waited "
+                        f"{run['settle']['waited']} s for {run['settle']['busy_cpus']} CPUs busy"
+                        f"{'' if run['settle']['quiet'] else ' (NOT quiet)'}, load {run['load']}",
+                        flush=True,
+                    )
+                    if not run["ok"]:
+                        break
+                row[phase] = median_run(runs)
             results.append(row)
             remove_hosts()
     finally:
@@ -311,6 +347,17 @@ def measure(args: argparse.Namespace, work: Path, results: list[dict]) -> dict |
 
 
 # --- Report ------------------------------------------------------------------------------------------------
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run of median wall clock (the lower middle one of an even count), carrying every run's seconds;
+    a failed run or a re-run that changed something is the figure instead, so it is never hidden."""
+    bad = [run for run in runs if not run["ok"] or run["changed"]]
+    middle = statistics.median_low(run["seconds"] for run in runs)
+    chosen = dict(bad[0] if bad else next(run for run in runs if run["seconds"] == middle))
+    chosen["runs"] = [run["seconds"] for run in runs]
+    chosen["all_quiet"] = all(run["settle"]["quiet"] for run in runs)
+    return chosen
 
 
 def ratios(results: list[dict]) -> None:
@@ -333,6 +380,8 @@ def cell(run: dict | None, key: str) -> str:
         return "—"
     if not run["ok"]:
         return f"FAILED ({run['seconds']} s)" if key == "seconds" else "—"
+    if key == "seconds" and len(run["runs"]) > 1:
+        return f"{run['seconds']:.1f} (of {', '.join(f'{s:.1f}' for s in run['runs'])})"
     if key == "changed":
         return str(run["changed"]) if run["changed"] == 0 else f"**{run['changed']}** (not idempotent)"
     if key == "ratio":
@@ -355,7 +404,9 @@ def table(results: list[dict], settings: dict) -> str:
     lines = [
         f"forks {settings['forks']} (ansible.cfg: {settings['forks_in_ansible_cfg']}), strategy "
         f"{settings['strategy']}, web batches {settings['serial'] or '1 (playbooks/web.yml default)'}; "
-        f"wall clock of ansible-playbook site.yml, 1-minute load average before each run",
+        f"wall clock of ansible-playbook site.yml, each run after a wait for at most "
+        f"{settings['quiet_cpus']:g} CPUs busy (up to {settings['settle']:g} s); re-run: the median of "
+        f"{settings['reruns']}; 1-minute load average before the run shown",
         "",
         f"| size | hosts | first converge (s) | re-run (s) | re-run changed | converge / {base} hosts "
         f"| re-run / {base} hosts | load before converge | load before re-run |",
@@ -512,6 +563,18 @@ def parse_args() -> argparse.Namespace:
         help="lookout_deploy_serial, web hosts per batch (a number or a percentage such as "
         "100%%); default: the web play's own, 1",
     )
+    parser.add_argument(
+        "--reruns", type=int, default=3, help="unchanged re-runs per size; the figure is their median (3)"
+    )
+    parser.add_argument(
+        "--quiet-cpus",
+        type=float,
+        default=0.25,
+        help="a quiet machine has at most this many CPUs busy over 5 s; each timed run waits for it (0.25)",
+    )
+    parser.add_argument(
+        "--settle", type=float, default=180, help="longest wait for a quiet machine, seconds (180)"
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "artifacts" / "bench" / "scale.json")
     parser.add_argument("--svg", type=Path, default=ROOT / "artifacts" / "bench" / "scale.svg")
     parser.add_argument(
@@ -529,6 +592,10 @@ def parse_args() -> argparse.Namespace:
         args.forks = max(args.forks_in_ansible_cfg, *args.sizes)
     if args.forks < 1:
         parser.error("--forks must be positive")
+    if args.reruns < 1:
+        parser.error("--reruns must be at least 1")
+    if args.quiet_cpus <= 0 or args.settle < 0:
+        parser.error("--quiet-cpus must be positive and --settle not negative")
     return args
 
 
@@ -541,6 +608,9 @@ def main() -> int:
         "forks_in_ansible_cfg": args.forks_in_ansible_cfg,
         "strategy": args.strategy,
         "serial": args.serial,
+        "reruns": args.reruns,
+        "quiet_cpus": args.quiet_cpus,
+        "settle": args.settle,
         "cpus": os.cpu_count(),
     }
     started = datetime.now(UTC).isoformat(timespec="seconds")
