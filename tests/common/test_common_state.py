@@ -6,12 +6,12 @@ True only for what the report shows exactly as common's entries would make it.""
 import hashlib
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from ansible.errors import AnsibleFilterError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -261,21 +261,22 @@ def test_the_state_entry_reads_each_units_file_where_the_unit_entry_writes_it(tm
     assert report[str(given)]["sha1"] == hashlib.sha1(b"x\n").hexdigest()
 
 
-def test_names_and_platform_as_conduits_probe_reports_them(tmp_path: Path):
-    """The report's addresses and platform are what conduit's probe (__conduit_probe_script) prints for the
-    same names and Python, so conduit's install phase may take them from the state read instead."""
-    names = ["localhost", "127.0.0.1", "::1"]
+def test_names_and_platform(tmp_path: Path):
+    """Each name's addresses as this host resolves them (IPv4 first, an address resolves to itself, a name
+    that does not resolve has none) and the Python that ran the module, its machine and glibc: what conduit
+    takes its wheelhouse target from (tests/conduit/test_probe.py runs it there)."""
+    names = ["localhost", "127.0.0.1", "::1", "name.invalid"]
     report = run(tmp_path, names=names)["host"]
-    conduit_vars = yaml.safe_load((ROOT / "roles" / "conduit" / "vars" / "main.yml").read_text())
-    probe = subprocess.run(
-        [sys.executable, "-c", conduit_vars["__conduit_probe_script"], *names],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    expected = json.loads(probe.stdout)
-    assert report["addresses"] == expected.pop("addresses")
     assert report["addresses"]["127.0.0.1"] == ["127.0.0.1"]
-    assert report["platform"] == {**expected, "executable": sys.executable}
+    assert report["addresses"]["::1"] == ["::1"]
+    assert report["addresses"]["name.invalid"] == []
+    families = [":" in address for address in report["addresses"]["localhost"]]
+    assert families and families == sorted(families), "IPv4 addresses first"
+    libc, version = platform.libc_ver()
+    assert report["platform"] == {
+        "executable": sys.executable,
+        "python": f"{sys.version_info[0]}.{sys.version_info[1]}",
+        "machine": platform.machine(),
+        "glibc": version if libc == "glibc" else "",
+    }
     assert run(tmp_path)["host"]["addresses"] == {}
