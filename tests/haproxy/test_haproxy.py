@@ -329,9 +329,9 @@ def preflight(issued, tmp_path_factory) -> dict:
             {"haproxy_backend_servers": [{"name": "web1", "address": "10.0.0.11", "port": 65536}]},
             "haproxy_backend_servers needs",
         ),
-        "unknown_backend_host": (
+        "unknown-backend-host": (
             {"haproxy_backend_servers": [{"name": "web9", "address": "web9.lookout.invalid", "port": 5566}]},
-            "haproxy_backend_servers: web9.lookout.invalid does not resolve on unknown_backend_host",
+            "haproxy_backend_servers: web9.lookout.invalid does not resolve on unknown-backend-host",
         ),
         "no_servers": ({"haproxy_backend_servers": []}, "haproxy_backend_servers needs at least one server"),
         "duplicate_name": (
@@ -385,7 +385,7 @@ BAD = [
     "server_without_port",
     "server_without_name",
     "server_port_out_of_range",
-    "unknown_backend_host",
+    "unknown-backend-host",
     "no_servers",
     "duplicate_name",
     "interval_zero",

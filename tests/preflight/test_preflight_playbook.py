@@ -185,3 +185,40 @@ def test_a_refused_run_remembers_nothing(tmp_path):
     run = _run_raw(tmp_path, hosts, lookout_database_engine="postgresql")
     assert "share port 9100" in outcomes(run)["clash"].failure
     assert _remembered(run) == {}
+
+
+# The tasks of the roles' preflight_host.yml (and common's resolve entry) that ask a host something.
+ASKING = (
+    "Resolve the names on the host",
+    "Check the backup schedules with systemd's own parser",
+    "Read Ansible's connection as the host sees it",
+)
+
+
+def _asked(run) -> dict[str, list[str]]:
+    """Per task that asks a host, the hosts it ran on (not skipped)."""
+    report = json.loads(run.stdout)
+    found: dict[str, list[str]] = {}
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            name = task["task"]["name"].split(" : ")[-1]
+            if name in ASKING:
+                ran = [host for host, result in task["hosts"].items() if not result.get("skipped")]
+                found.setdefault(name, []).extend(ran)
+    return {name: sorted(hosts) for name, hosts in found.items() if hosts}
+
+
+def test_a_refused_input_stops_the_run_before_any_host_is_asked(tmp_path):
+    """Every check the controller can decide runs first, on every host: one refused there stops the run
+    before a host is asked to resolve a name (an unreachable host would otherwise hide the input's error)."""
+    hosts = {"db1": Host(("database",), {}), "clash": Host(("web",), {"conduit_candidate_port": 9100})}
+    (tmp_path / "refused").mkdir()
+    (tmp_path / "passed").mkdir()
+    refused = _run_raw(tmp_path / "refused", hosts, lookout_database_engine="postgresql")
+    assert "share port 9100" in outcomes(refused)["clash"].failure
+    assert _asked(refused) == {}
+    passed = _run_raw(
+        tmp_path / "passed", {**hosts, "clash": Host(("web",), {})}, lookout_database_engine="postgresql"
+    )
+    assert passed.returncode == 0, passed.stdout[-3000:]
+    assert "db1" in _asked(passed)["Resolve the names on the host"]

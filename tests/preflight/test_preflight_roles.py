@@ -86,10 +86,30 @@ def test_every_checked_role_has_a_preflight_entry():
 def test_the_check_is_one_looped_include_over_the_list():
     tasks = yaml.safe_load((PLAYBOOKS / "preflight.yml").read_text())[0]["tasks"]
     includes = [task for task in tasks if "ansible.builtin.include_role" in task]
-    # common's renamed-knob check, the one include over the roles, then the firewall's check, which reaches
-    # the host: after every other check, as before the loop.
+    # common's renamed-knob check, the one include over the roles (the checks that ask a host held back),
+    # then the one include of the checks that ask the host, after every other check.
     names = [task["ansible.builtin.include_role"]["name"] for task in includes]
-    assert names == ["common", "{{ item }}", "firewall"]
-    assert includes[1]["loop"] == "{{ lookout_preflight_roles | reject('eq', 'firewall') | list }}"
+    assert names == ["common", "{{ item }}", "{{ item }}"]
+    assert [task["ansible.builtin.include_role"]["tasks_from"] for task in includes[1:]] == [
+        "preflight",
+        "preflight_host",
+    ]
+    assert includes[1]["loop"] == "{{ lookout_preflight_roles }}"
     assert includes[1]["ansible.builtin.include_role"]["public"] is True
-    assert includes[2]["when"] == "'firewall' in lookout_preflight_roles"
+    assert includes[1]["vars"] == {"common_preflight_stage": "controller"}
+    assert includes[2]["loop"] == (
+        "{{ lookout_preflight_roles | select('in', lookout_preflight_host_roles) | list }}"
+    )
+    assert tasks.index(includes[2]) == len(tasks) - 2, "the host's checks come after every other check"
+
+
+def test_the_roles_with_checks_that_ask_the_host_are_listed():
+    """lookout_preflight_host_roles names exactly the roles with tasks/preflight_host.yml, and each such
+    role's preflight.yml imports it last, held back in the preflight play's first pass."""
+    (play,) = yaml.safe_load((PLAYBOOKS / "preflight.yml").read_text())
+    with_file = sorted(p.parent.parent.name for p in (ROOT / "roles").glob("*/tasks/preflight_host.yml"))
+    assert sorted(play["vars"]["lookout_preflight_host_roles"]) == with_file
+    for role in with_file:
+        last = yaml.safe_load((ROOT / "roles" / role / "tasks" / "preflight.yml").read_text())[-1]
+        assert last.get("ansible.builtin.import_tasks") == "preflight_host.yml", role
+        assert last.get("when") == "common_preflight_stage | default('all') != 'controller'", role
