@@ -61,8 +61,11 @@ def ansible_playbook(
     if json_output:
         env |= dict.fromkeys(("ANSIBLE_STDOUT_CALLBACK", "ANSIBLE_CALLBACKS_ENABLED"), "ansible.posix.json")
     env |= extra_env or {}
+    # Common's entries check their arguments against its argument specs in every test run (the roles leave it
+    # off by default: docs/conventions.md, "Calls to common's entries"); a later -e in extra may turn it off.
+    checks = ["-e", json.dumps({"common_check_entries": True})]
     return subprocess.run(
-        [tool("ansible-playbook"), "-i", str(inventory_file), str(playbook), *extra],
+        [tool("ansible-playbook"), "-i", str(inventory_file), str(playbook), *checks, *extra],
         capture_output=True,
         text=True,
         timeout=timeout,
