@@ -56,10 +56,14 @@ def ansible_playbook(
         ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_LOCAL_TEMP=str(workdir / ".ansible-tmp"),
-        ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.timer",
+        # As ansible.cfg, without profile_tasks' lines: lookout.stack.preload loads the filter plugins once.
+        ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.timer,lookout.stack.preload",
     )
     if json_output:
-        env |= dict.fromkeys(("ANSIBLE_STDOUT_CALLBACK", "ANSIBLE_CALLBACKS_ENABLED"), "ansible.posix.json")
+        env |= {
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+            "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json,lookout.stack.preload",
+        }
     env |= extra_env or {}
     # Common's entries check their arguments against its argument specs in every test run (the roles leave it
     # off by default: docs/conventions.md, "Calls to common's entries"); a later -e in extra may turn it off.

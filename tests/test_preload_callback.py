@@ -1,0 +1,148 @@
+"""lookout.stack.preload (plugins/callback/preload.py): before the first task, the main process has loaded
+ansible.builtin's filters and tests and the listed collections' filter files, so that the workers forked per
+task and host inherit them; a collection that is not installed is passed over; every configuration that runs
+lookout's playbooks enables it; and a run with it does and prints what a run without it does."""
+
+import configparser
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "shared"))
+
+from controller_helpers import ansible_playbook, local_host  # noqa: E402
+
+# Runs in a fresh interpreter (a test process may have loaded plugins already): the callback as Ansible
+# builds it, its playbook-start hook, then what the process has loaded. The callback must load what the
+# probe lists; the same probe without the hook is the control.
+_PROBE = textwrap.dedent(
+    """
+    import json, sys
+    from ansible.plugins.loader import callback_loader, init_plugin_loader
+    init_plugin_loader([sys.argv[1]])
+    before = set(sys.modules)
+    callback = callback_loader.get("lookout.stack.preload")
+    callback.set_options(direct={"collections": json.loads(sys.argv[2])})
+    if sys.argv[3] == "hook":
+        callback.v2_playbook_on_start(None)
+    loaded = sorted(set(sys.modules) - before)
+    print(json.dumps(loaded))
+    """
+)
+
+
+def _loaded(collections: list[str], hook: bool = True) -> list[str]:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _PROBE,
+            str(ROOT / "collections"),
+            json.dumps(collections),
+            "hook" if hook else "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_the_hook_loads_builtin_filters_and_tests_and_the_collections_filters():
+    loaded = _loaded(["lookout.stack"])
+    # ansible.builtin's plugin files load under a name with a suffix (ansible.plugins.filter.core_<hash>).
+    assert [m for m in loaded if m.startswith("ansible.plugins.filter.core")]
+    assert [m for m in loaded if m.startswith("ansible.plugins.test.core")]
+    own = sorted(p.stem for p in (ROOT / "plugins" / "filter").glob("*.py"))
+    assert own, "lookout.stack has filter plugins"
+    for stem in own:
+        assert f"ansible_collections.lookout.stack.plugins.filter.{stem}" in loaded, stem
+
+
+def test_without_the_hook_nothing_of_it_is_loaded():
+    # The control: building the callback alone does not load them (else the test above proves nothing).
+    loaded = _loaded(["lookout.stack"], hook=False)
+    assert not [m for m in loaded if m.startswith("ansible.plugins.filter.core")]
+    assert not [m for m in loaded if m.startswith("ansible_collections.lookout.stack.plugins.filter.")]
+
+
+def test_a_collection_that_is_not_installed_is_passed_over():
+    loaded = _loaded(["no_such.collection", "lookout.stack"])
+    assert "ansible_collections.lookout.stack.plugins.filter.loopback" in loaded
+
+
+def test_every_configuration_that_runs_lookout_enables_it():
+    config = configparser.ConfigParser()
+    config.read(ROOT / "ansible.cfg")
+    names = [n.strip() for n in config["defaults"]["callbacks_enabled"].split(",")]
+    assert "lookout.stack.preload" in names
+    base = yaml.safe_load((ROOT / ".config" / "molecule" / "config.yml").read_text())
+    molecule = base["provisioner"]["config_options"]["defaults"]["callbacks_enabled"]
+    assert "lookout.stack.preload" in [n.strip() for n in molecule.split(",")]
+    # A scenario that sets its own list replaces the base one: it must keep the plugin too.
+    for scenario in sorted((ROOT / "molecule").glob("*/molecule.yml")):
+        own = (
+            ((yaml.safe_load(scenario.read_text()) or {}).get("provisioner") or {})
+            .get("config_options", {})
+            .get("defaults", {})
+            .get("callbacks_enabled")
+        )
+        if own is not None:
+            assert "lookout.stack.preload" in [n.strip() for n in own.split(",")], scenario
+
+
+def test_a_run_with_it_does_and_prints_what_a_run_without_it_does(tmp_path: Path):
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "hosts": "all",
+                    "gather_facts": False,
+                    "tasks": [
+                        {
+                            "name": "A builtin filter",
+                            "ansible.builtin.debug": {"msg": "{{ '41' | int + 1 }}"},
+                        },
+                        {
+                            "name": "lookout's own filter",
+                            "ansible.builtin.debug": {
+                                "msg": "{{ '0.0.0.0' | lookout.stack.loopback_address }}"
+                            },
+                        },
+                        {"name": "A test", "ansible.builtin.debug": {"msg": "{{ 'abc' is match('a') }}"}},
+                    ],
+                }
+            ]
+        )
+    )
+    inventory = {"all": {"hosts": {"h1": local_host(), "h2": local_host()}}}
+    outputs = []
+    for callbacks in ("ansible.posix.json,lookout.stack.preload", "ansible.posix.json"):
+        run = ansible_playbook(
+            playbook,
+            inventory,
+            tmp_path,
+            json_output=True,
+            extra_env={"ANSIBLE_CALLBACKS_ENABLED": callbacks},
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "lookout.stack.preload" not in run.stderr and "WARNING" not in run.stderr, run.stderr
+        report = json.loads(run.stdout)
+        outputs.append(
+            [
+                {h: r["msg"] for h, r in task["hosts"].items()}
+                for play in report["plays"]
+                for task in play["tasks"]
+            ]
+        )
+    expected = [{"h1": 42, "h2": 42}, {"h1": "127.0.0.1", "h2": "127.0.0.1"}, {"h1": True, "h2": True}]
+    assert outputs[0] == outputs[1] == expected
