@@ -680,8 +680,8 @@ STATE_REPORT_READERS = {
 STATE_REPORT_FILES = {
     ("conduit", "vars/main.yml"): (
         "__conduit_reported: the run phase takes the current link, the verified record and the checksums of "
-        "files no step wrote from the report (run_state.yml); __conduit_reported_platform and _target: the "
-        "install phase takes the wheelhouse target and the names' addresses from it (install.yml)"
+        "files no step wrote from the report (run_state.yml); __conduit_reported_host: the install phase "
+        "takes the wheelhouse target and the names' addresses from it (install.yml)"
     ),
 }
 

@@ -38,11 +38,13 @@ def play(tmp_path: Path, reported_executable: str) -> dict:
                 "__conduit_resolve_names": ["localhost", "127.0.0.1"],
                 "__conduit_reported": {},
                 "__conduit_console_script": "/nonexistent/bin/conduit",
-                "__conduit_reported_platform": {"executable": reported_executable},
-                "__conduit_reported_target": {
-                    "python": "0.0",
-                    "machine": "reported",
-                    "glibc": "0",
+                "__conduit_reported_host": {
+                    "platform": {
+                        "executable": reported_executable,
+                        "python": "0.0",
+                        "machine": "reported",
+                        "glibc": "0",
+                    },
                     "addresses": {"localhost": ["reported"], "127.0.0.1": ["reported"]},
                 },
             },
