@@ -81,8 +81,8 @@ def test_the_copy_it_hands_the_builtin_shares_the_values():
 
 
 def test_roles_and_playbooks_call_it_not_the_builtin():
-    # The builtin's deep copy of every variable cost more than the rendering (bench/README.md, "Plugins loaded
-    # once"): a new call of it would bring that back unnoticed.
+    # The builtin's deep copy of every variable cost more than the rendering (bench/README.md, "plugins loaded
+    # once, templates without a deep copy"): a new call of it would bring that back unnoticed.
     builtin = re.compile(r"""lookup\(\s*['"](ansible\.builtin\.)?template['"]""")
     found = [
         f"{path.relative_to(ROOT)}:{number}"
