@@ -22,7 +22,9 @@ def test_it_renders_what_the_builtin_renders_and_leaves_the_callers_variables(tm
     templates = tmp_path / "templates"
     templates.mkdir()
     (templates / "part.j2").write_text("part {{ nested.list | join(',') }}\n")
+    # The template also tries to change a value: the play's variable must stay as it was.
     (templates / "main.j2").write_text(
+        "{% set _ = nested.map.update({'z': 'changed'}) %}"
         "{{ ansible_managed | comment }}\n{{ greeting }} {{ extra }} {{ template_path | basename }}\n"
         "{% for k, v in nested.map.items() %}{{ k }}={{ v }}\n{% endfor %}{% include 'part.j2' %}"
     )
@@ -64,7 +66,7 @@ def test_it_renders_what_the_builtin_renders_and_leaves_the_callers_variables(tm
         result["rendered"]["lookout.stack.template"],
     )
     assert own == builtin
-    assert "hello x main.j2\na=b\npart 1,2" in own and own.startswith("#")
+    assert "hello x main.j2\na=b\nz=changed\npart 1,2" in own and own.startswith("#")
     assert result["nested"] == task_vars["nested"]
     assert result["leaked"] == [False, False]
 

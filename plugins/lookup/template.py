@@ -5,8 +5,9 @@ deepcopy(variables)`, which its own FIXME questions), so that what it adds (temp
 template_vars) stays out of the caller's. With lookout's inventories that copy costs more than the
 rendering: every role renders its units and configuration files on the controller to compare them with the
 host's report. This lookup hands the builtin its variables in a mapping whose deep copy is a copy of the top
-level only: the additions still land in a copy, the values are shared, unchanged (a template reads them;
-Ansible's sandbox refuses the calls that would change them). Everything else is the builtin's own code.
+level only: the additions still land in a copy, and the values are shared. They stay as they were: a
+template that changes one (`{% set _ = x.update(...) %}`) changes the copy Ansible's templating makes of it
+when the template reads it (tests/test_template_lookup.py). Everything else is the builtin's own code.
 """
 
 from __future__ import annotations
