@@ -146,3 +146,137 @@ def test_a_run_with_it_does_and_prints_what_a_run_without_it_does(tmp_path: Path
         )
     expected = [{"h1": 42, "h2": 42}, {"h1": "127.0.0.1", "h2": "127.0.0.1"}, {"h1": True, "h2": True}]
     assert outputs[0] == outputs[1] == expected
+
+
+# Runs in a fresh interpreter: the hook with the given options, then two worker-like children forked one after
+# the other, each rendering the same templates. Prints, per child, what it rendered and how many sources
+# Jinja parsed (a source loaded from the shared compiled code is not parsed), and the files kept.
+_COMPILE_PROBE = textwrap.dedent(
+    """
+    import json, os, sys
+    from ansible import constants as C
+    from ansible.plugins.loader import callback_loader, init_plugin_loader
+    from ansible.template import Templar, trust_as_template
+    from ansible._internal._templating import _jinja_bits
+    init_plugin_loader([sys.argv[1]])
+    callback = callback_loader.get("lookout.stack.preload")
+    callback.set_options(direct=json.loads(sys.argv[2]))
+    if sys.argv[3] == "hook":
+        callback.v2_playbook_on_start(None)
+    parsed = []
+    parse = _jinja_bits.AnsibleEnvironment._parse
+    def counting_parse(self, source, *args, **kwargs):
+        parsed.append(source)
+        return parse(self, source, *args, **kwargs)
+    _jinja_bits.AnsibleEnvironment._parse = counting_parse
+    # One source under different settings renders differently: each must get its own compiled code.
+    cases = [
+        ("{{ a }}-{{ b | int + 1 }}", {}),
+        ('{{ "c:\\\\new" }}', {"escape_backslashes": True}),
+        ('{{ "c:\\\\new" }}', {"escape_backslashes": False}),
+        ("[[ a ]] {{ a }}", {}),
+        ("[[ a ]] {{ a }}", {"overrides": {"variable_start_string": "[[", "variable_end_string": "]]"}}),
+        ("{% if a %}\\nyes\\n{% endif %}\\n", {}),
+        ("{% if a %}\\nyes\\n{% endif %}\\n", {"overrides": {"trim_blocks": False}}),
+    ]
+    children = []
+    for _ in range(2):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            templar = Templar(variables={"a": 1, "b": "41"})
+            rendered = [str(templar.template(trust_as_template(source), **kw)) for source, kw in cases]
+            with os.fdopen(write, "w") as out:
+                json.dump({"rendered": rendered, "parsed": len(parsed)}, out)
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read) as answer:
+            children.append(json.load(answer))
+        os.waitpid(pid, 0)
+    kept = os.path.join(C.DEFAULT_LOCAL_TMP, "lookout-compiled")
+    print(json.dumps({"children": children, "kept": len(os.listdir(kept)) if os.path.isdir(kept) else 0}))
+    """
+)
+
+
+def _compiled(options: dict, hook: bool = True) -> dict:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _COMPILE_PROBE,
+            str(ROOT / "collections"),
+            json.dumps(options),
+            "hook" if hook else "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_a_template_is_compiled_once_for_all_workers_and_renders_as_if_compiled_anew():
+    control = _compiled({}, hook=False)
+    cached = _compiled({})
+    first, second = cached["children"]
+    # The control: without the hook both children parse every source, and render what the cache renders.
+    assert control["children"][0]["parsed"] == control["children"][1]["parsed"] >= 7
+    assert first["rendered"] == second["rendered"] == control["children"][0]["rendered"]
+    assert first["rendered"][1] != first["rendered"][2], "backslash escaping must change the compiled code"
+    assert first["rendered"][3] != first["rendered"][4], "the delimiters must change the compiled code"
+    assert first["rendered"][5] != first["rendered"][6], "trim_blocks must change the compiled code"
+    # The first child compiled every source (7 distinct source and setting pairs); the second parsed none.
+    assert first["parsed"] == control["children"][0]["parsed"]
+    assert second["parsed"] == 0
+    assert cached["kept"] == first["parsed"]
+
+
+def test_with_compile_cache_off_every_worker_compiles_again():
+    off = _compiled({"compile_cache": False})
+    assert off["children"][1]["parsed"] == off["children"][0]["parsed"] > 0
+    assert off["kept"] == 0
+
+
+_FREEZE_PROBE = textwrap.dedent(
+    """
+    import gc, json, sys
+    from ansible.executor.process.worker import WorkerProcess
+    from ansible.plugins.loader import callback_loader, init_plugin_loader
+    init_plugin_loader([sys.argv[1]])
+    seen = []
+    WorkerProcess.start = lambda self: seen.append(gc.get_freeze_count())  # stands in for the fork
+    callback = callback_loader.get("lookout.stack.preload")
+    callback.set_options(direct=json.loads(sys.argv[2]))
+    callback.v2_playbook_on_start(None)
+    WorkerProcess.start(object())
+    print(json.dumps({"at_fork": seen[0], "after": gc.get_freeze_count()}))
+    """
+)
+
+
+def test_a_worker_is_forked_with_the_main_process_frozen_then_thawed():
+    counts = {}
+    for name, options in (("on", {}), ("off", {"gc_freeze": False})):
+        result = subprocess.run(
+            [sys.executable, "-c", _FREEZE_PROBE, str(ROOT / "collections"), json.dumps(options)],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=ROOT,
+            env={
+                "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+                "PATH": "/usr/bin:/bin",
+                "HOME": str(Path.home()),
+            },
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        counts[name] = json.loads(result.stdout)
+    assert counts["on"]["at_fork"] > 1000 and counts["on"]["after"] == 0
+    assert counts["off"]["at_fork"] == 0
