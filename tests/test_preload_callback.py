@@ -36,24 +36,23 @@ _PROBE = textwrap.dedent(
 )
 
 
-def _loaded(collections: list[str], hook: bool = True) -> list[str]:
+def _probe(script: str, *args: str):
+    """Runs a probe in a fresh interpreter with lookout's collections and ansible.cfg; its JSON answer."""
     result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            _PROBE,
-            str(ROOT / "collections"),
-            json.dumps(collections),
-            "hook" if hook else "-",
-        ],
+        [sys.executable, "-c", script, str(ROOT / "collections"), *args],
         capture_output=True,
         text=True,
         check=False,
         cwd=ROOT,
         env={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+def _loaded(collections: list[str], hook: bool = True) -> list[str]:
+    return _probe(_PROBE, json.dumps(collections), "hook" if hook else "-")
 
 
 def test_the_hook_loads_builtin_filters_and_tests_and_the_collections_filters():
@@ -201,24 +200,7 @@ _COMPILE_PROBE = textwrap.dedent(
 
 
 def _compiled(options: dict, hook: bool = True) -> dict:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            _COMPILE_PROBE,
-            str(ROOT / "collections"),
-            json.dumps(options),
-            "hook" if hook else "-",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-        env={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return _probe(_COMPILE_PROBE, json.dumps(options), "hook" if hook else "-")
 
 
 def test_a_template_is_compiled_once_for_all_workers_and_renders_as_if_compiled_anew():
@@ -261,22 +243,9 @@ _FREEZE_PROBE = textwrap.dedent(
 
 
 def test_a_worker_is_forked_with_the_main_process_frozen_then_thawed():
-    counts = {}
-    for name, options in (("on", {}), ("off", {"gc_freeze": False})):
-        result = subprocess.run(
-            [sys.executable, "-c", _FREEZE_PROBE, str(ROOT / "collections"), json.dumps(options)],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=ROOT,
-            env={
-                "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-                "PATH": "/usr/bin:/bin",
-                "HOME": str(Path.home()),
-            },
-            timeout=120,
-        )
-        assert result.returncode == 0, result.stderr
-        counts[name] = json.loads(result.stdout)
+    counts = {
+        name: _probe(_FREEZE_PROBE, json.dumps(options))
+        for name, options in (("on", {}), ("off", {"gc_freeze": False}))
+    }
     assert counts["on"]["at_fork"] > 1000 and counts["on"]["after"] == 0
     assert counts["off"]["at_fork"] == 0
