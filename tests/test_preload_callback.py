@@ -249,3 +249,147 @@ def test_a_worker_is_forked_with_the_main_process_frozen_then_thawed():
     }
     assert counts["on"]["at_fork"] > 1000 and counts["on"]["after"] == 0
     assert counts["off"]["at_fork"] == 0
+
+
+# Loaded by the ansible-playbook process (PYTHONPATH) of the test below: counts the worker processes it forks
+# and writes the count to LOOKOUT_TEST_FORKS at exit. The playbook runs no module, so no other Python process
+# of the run imports it.
+_FORK_COUNTER = textwrap.dedent(
+    """
+    import atexit, os
+    from ansible.executor.process.worker import WorkerProcess
+    _forks = [0]
+    _start = WorkerProcess.start
+    def start(self):
+        _forks[0] += 1
+        return _start(self)
+    WorkerProcess.start = start
+    atexit.register(lambda: open(os.environ["LOOKOUT_TEST_FORKS"], "w").write(str(_forks[0])))
+    """
+)
+
+# h1 has flag true, h2 false. Tasks named "Worker: ..." must go to a worker whatever their condition (a loop,
+# a delegation, a condition that fails); every other skip is decided in the main process with the option on.
+_CONDITIONS_PLAY = [
+    {
+        "hosts": "all",
+        "gather_facts": False,
+        "tasks": [
+            {
+                "name": "Per host",
+                "ansible.builtin.debug": {"msg": "ran"},
+                "when": "flag",
+                "register": "r_host",
+            },
+            {"name": "Never", "ansible.builtin.set_fact": {"x": 1}, "when": False, "register": "r_never"},
+            {
+                "name": "A block's condition",
+                "when": "not flag",
+                "block": [
+                    {
+                        "name": "Inherits it",
+                        "ansible.builtin.debug": {"msg": "{{ inventory_hostname }}"},
+                        "when": True,
+                        "register": "r_block",
+                    }
+                ],
+            },
+            {
+                "name": "Hidden",
+                "ansible.builtin.debug": {"msg": "secret"},
+                "when": "flag and false",
+                "no_log": True,
+                "register": "r_hidden",
+            },
+            {
+                "name": "Worker: a loop",
+                "ansible.builtin.debug": {"msg": "{{ item }}"},
+                "loop": [1, 2],
+                "when": "item > 1",
+                "register": "r_loop",
+            },
+            {
+                "name": "Worker: delegated",
+                "ansible.builtin.debug": {"msg": "delegated"},
+                "delegate_to": "localhost",
+                "when": False,
+                "register": "r_delegated",
+            },
+            {
+                "name": "Worker: an undefined name",
+                "ansible.builtin.debug": {"msg": "never"},
+                "when": "no_such_variable",
+                "ignore_errors": True,
+                "register": "r_undefined",
+            },
+            {"name": "An include", "ansible.builtin.include_tasks": "included.yml", "when": "flag"},
+            {
+                "name": "A registered value",
+                "ansible.builtin.debug": {"msg": "x"},
+                "when": "r_host is skipped",
+            },
+            {"name": "Check mode", "ansible.builtin.debug": {"msg": "x"}, "when": "ansible_check_mode"},
+            {"name": "Once", "ansible.builtin.debug": {"msg": "x"}, "when": False, "run_once": True},
+            {
+                "name": "What was registered",
+                "ansible.builtin.debug": {
+                    "msg": "{{ [r_host, r_never, r_block, r_hidden, r_loop, r_delegated, r_undefined] }}"
+                },
+            },
+        ],
+    }
+]
+
+
+def test_a_false_condition_is_decided_without_a_worker_and_reported_as_the_worker_reports_it(tmp_path: Path):
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(_CONDITIONS_PLAY))
+    (tmp_path / "included.yml").write_text(
+        yaml.safe_dump([{"name": "Included", "ansible.builtin.debug": {"msg": "in"}, "when": "flag"}])
+    )
+    (tmp_path / "sitecustomize.py").write_text(_FORK_COUNTER)
+    inventory = {"all": {"hosts": {"h1": local_host(flag=True), "h2": local_host(flag=False)}}}
+    reports, forks = {}, {}
+    for option in ("true", "false"):
+        run = ansible_playbook(
+            tmp_path / "play.yml",
+            inventory,
+            tmp_path,
+            json_output=True,
+            extra_env={
+                "LOOKOUT_PRELOAD_SKIP_ON_CONTROLLER": option,
+                "PYTHONPATH": str(tmp_path),
+                "LOOKOUT_TEST_FORKS": str(tmp_path / f"forks-{option}"),
+            },
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "WARNING" not in run.stderr, run.stderr
+        report = json.loads(run.stdout)
+        for play in report["plays"]:
+            for part in [play["play"], *(task["task"] for task in play["tasks"])]:
+                part.pop("duration", None), part.pop("id")  # times, and uuids new in each run
+        reports[option] = report
+        forks[option] = int((tmp_path / f"forks-{option}").read_text())
+    # The same results, callbacks and registered values, the failing condition's error included.
+    assert reports["true"] == reports["false"]
+    results = {
+        task["task"]["name"]: task["hosts"] for play in reports["true"]["plays"] for task in play["tasks"]
+    }
+    assert (
+        results["Per host"]["h2"]["false_condition"] == "flag" and "skipped" not in results["Per host"]["h1"]
+    )
+    assert results["Inherits it"]["h1"]["false_condition"] == "not flag"
+    assert "false_condition" not in results["Hidden"]["h1"], "no_log hides the skipped result too"
+    assert results["Worker: an undefined name"]["h1"]["failed"]
+    assert results["An include"]["h2"]["skipped"] and list(results["Included"]) == ["h1"]
+    registered = results["What was registered"]["h1"]["msg"]
+    assert registered[1]["skipped"] and registered[1]["false_condition"] is False
+    # Each skip outside the "Worker:" tasks is one worker less: none of them forked one.
+    decided = sum(
+        1
+        for name, hosts in results.items()
+        if not name.startswith("Worker:")
+        for outcome in hosts.values()
+        if outcome.get("skipped")
+    )
+    assert decided >= 8
+    assert forks["false"] - forks["true"] == decided, (forks, decided)

@@ -19,7 +19,15 @@ ansible-playbook forks one worker process per task and host. This plugin, at the
   `gc_freeze`; `gc.freeze()` before the fork, `gc.unfreeze()` after it in the main process), so that the
   worker's collections do not walk, and copy the memory pages of, the main process's objects.
 
-bench/README.md ("templates compiled once, forks without the collector") has the figures.
+- Decides a task's `when` in the main process (option `skip_on_controller`): a task whose condition is false
+  on a host is reported skipped from there, exactly as the worker would have reported it (the same result,
+  callbacks and registered value), and no worker is forked for it. On an unchanged re-run about half the
+  task results are such skips (34 of 73 on a web host, 77 of 154 on the monitoring host). The condition is
+  evaluated as the worker evaluates it first thing, on copies of the task's variables and play context;
+  anything else (a loop, a delegation, a true, failing or warning condition) goes to a worker as before.
+
+bench/README.md ("templates compiled once, forks without the collector", "conditions decided on the
+controller") has the figures.
 """
 
 from __future__ import annotations
@@ -80,6 +88,18 @@ options:
     ini:
       - section: callback_preload
         key: gc_freeze
+  skip_on_controller:
+    description:
+      - Evaluate a task's C(when) in the main process first, and report a task whose condition is false as
+        skipped from there, without forking a worker for it. A task with a loop or a delegation, or whose
+        condition is true, fails or warns, goes to a worker as before (which evaluates the condition again).
+    type: bool
+    default: true
+    env:
+      - name: LOOKOUT_PRELOAD_SKIP_ON_CONTROLLER
+    ini:
+      - section: callback_preload
+        key: skip_on_controller
 """
 
 display = Display()
@@ -170,6 +190,72 @@ def _install_gc_freeze() -> None:
     WorkerProcess.start = start
 
 
+def _skipped_result(strategy, host, task, task_vars, play_context):
+    """The result a worker would return for `task` on `host` when its `when` is false, or None when the worker
+    must run it: a true or failing condition, a loop or a delegation (evaluated otherwise in the worker), a
+    condition that warns. Evaluated as TaskExecutor does before anything else, on copies of the task's
+    variables and play context."""
+    from ansible._internal import _display_utils, _task
+    from ansible._internal._templating._engine import TemplateEngine
+
+    if not task.when or task.loop is not None or task.loop_with or task.delegate_to:
+        return None
+    try:
+        with _task.TaskContext(task), _display_utils.DeferredWarningContext(variables=task_vars) as warnings:
+            variables = dict(task_vars)
+            search_path = task.get_search_path()
+            if strategy._loader.get_basedir() not in search_path:
+                search_path.append(strategy._loader.get_basedir())
+            variables["ansible_search_path"] = search_path
+            templar = TemplateEngine(loader=strategy._loader, variables=variables)
+            tempvars = variables.copy()
+            context = play_context.set_task_and_variable_override(
+                task=task, variables=variables, templar=templar
+            )
+            context.post_validate(templar=templar)
+            if not context.remote_addr:
+                context.remote_addr = host.address
+            context.update_vars(tempvars)
+            condition: dict = {}
+            if task._resolve_conditional(task.when, tempvars, result_context=condition):
+                return None
+            result = dict(changed=False, skipped=True, skip_reason="Conditional result was False") | condition
+            task.update_result_no_log(templar, result)
+        if warnings.get_warnings() or warnings.get_deprecation_warnings():
+            return None
+    except Exception:  # the worker raises it again, reported as usual
+        return None
+    return result
+
+
+def _install_skip_on_controller() -> None:
+    from ansible.executor.task_result import _RawTaskResult
+    from ansible.plugins.strategy import StrategyBase
+
+    if getattr(StrategyBase._queue_task, "_lookout_preload", False):
+        return
+    original = StrategyBase._queue_task
+
+    def _queue_task(self, host, task, task_vars, play_context):
+        result = _skipped_result(self, host, task, task_vars, play_context)
+        if result is None:
+            return original(self, host, task, task_vars, play_context)
+        self._queued_task_cache[(host.name, task._uuid)] = {
+            "host": host,
+            "task": task,
+            "task_vars": task_vars,
+            "play_context": play_context,
+        }
+        self._tqm.send_callback("v2_runner_on_start", host, task)
+        self._final_q.send_task_result(
+            _RawTaskResult(host=host, task=task, return_data=result, task_fields=task.dump_attrs())
+        )
+        self._pending_results += 1
+
+    _queue_task._lookout_preload = True
+    StrategyBase._queue_task = _queue_task
+
+
 class CallbackModule(CallbackBase):
     CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = "aggregate"
@@ -188,7 +274,7 @@ class CallbackModule(CallbackBase):
                     display.vvv(
                         f"lookout.stack.preload: {collection}'s {loader.type} plugins not loaded: {error}"
                     )
-        # Both replace internals of ansible-core: one that has changed them is run without, and says so.
+        # Each replaces internals of ansible-core: one that has changed them is run without, and says so.
         if self.get_option("compile_cache"):
             try:
                 _install_compile_cache()
@@ -198,6 +284,11 @@ class CallbackModule(CallbackBase):
             except Exception as error:
                 _state["compile_dir"] = None
                 display.vvv(f"lookout.stack.preload: templates compiled in each worker: {error}")
+        if self.get_option("skip_on_controller"):
+            try:
+                _install_skip_on_controller()
+            except Exception as error:
+                display.vvv(f"lookout.stack.preload: every condition evaluated in a worker: {error}")
         if self.get_option("gc_freeze"):
             try:
                 _install_gc_freeze()
