@@ -30,6 +30,9 @@
 # strategy (the exports of scripts/mitogen-env.sh; README.md, "Mitogen (optional)"); unset or 0: Ansible's
 # linear strategy, as before. Mitogen accelerates `ssh`, not community.docker.docker. The SSH setup of each
 # host (ssh_access.yml) is not timed and runs without it.
+# LOOKOUT_BENCH_PRELOAD=off (the default, as before): both sides run with the timer callback only. `lookout`:
+# lookout's runs also enable lookout.stack.preload, as its ansible.cfg does (lookout as it ships, the anchor
+# as it ships). `both`: the anchor's runs enable it too (the same controller-side speed-ups for both).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-3}
@@ -59,6 +62,17 @@ case ${LOOKOUT_BENCH_MITOGEN:-0} in
     ;;
   *)
     echo "[bench] LOOKOUT_BENCH_MITOGEN: '1' or '0', not '$LOOKOUT_BENCH_MITOGEN'" >&2
+    exit 2
+    ;;
+esac
+# The callbacks of each side's timed runs (the stdout callback stays Ansible's default).
+lookout_callbacks=ansible.builtin.timer anchor_callbacks=ansible.builtin.timer
+case ${LOOKOUT_BENCH_PRELOAD:-off} in
+  off) ;;
+  lookout) lookout_callbacks=ansible.builtin.timer,lookout.stack.preload ;;
+  both) lookout_callbacks=ansible.builtin.timer,lookout.stack.preload anchor_callbacks=$lookout_callbacks ;;
+  *)
+    echo "[bench] LOOKOUT_BENCH_PRELOAD: 'off', 'lookout' or 'both', not '$LOOKOUT_BENCH_PRELOAD'" >&2
     exit 2
     ;;
 esac
@@ -188,10 +202,10 @@ play() {  # play SIDE NAME HOST [ansible-playbook args...] -> table cell; log in
   load=$(cut -d' ' -f1 /proc/loadavg)
   start=$(date +%s.%N)
   if [ "$side" = lookout ]; then
-    ansible-playbook "${target[@]}" "${extra[@]}" "$@" \
+    ANSIBLE_CALLBACKS_ENABLED=$lookout_callbacks ansible-playbook "${target[@]}" "${extra[@]}" "$@" \
       "$here/bench/monitoring_bench.yml" >"$work/$name.log" 2>&1 || status=failed
   else
-    ANSIBLE_COLLECTIONS_PATH="$anchor_cp:$here/collections" \
+    ANSIBLE_COLLECTIONS_PATH="$anchor_cp:$here/collections" ANSIBLE_CALLBACKS_ENABLED=$anchor_callbacks \
       ansible-playbook "${target[@]}" -e "@$work/anchor-vars.json" "$@" \
       "$here/bench/anchor_bench.yml" >"$work/$name.log" 2>&1 || status=failed
   fi
@@ -294,6 +308,7 @@ anchor_state() {  # anchor_state HOST: the same for the anchor's units and files
 }
 
 echo "Connection: $connection_label; strategy: $strategy_label"
+echo "Callbacks: lookout $lookout_callbacks; anchor $anchor_callbacks"
 echo "Wall clock of ansible-playbook, 1-minute load average before the run; changed= of the re-run and of check --diff"
 printf '| round | side | check (fresh) | converge | re-run | changed | check --diff (converged) | changed |\n'
 printf '|---|---|---|---|---|---|---|---|\n'
