@@ -268,6 +268,12 @@ _FORK_COUNTER = textwrap.dedent(
     """
 )
 
+
+def _debug(name: str, msg: str, when, **keywords) -> dict:
+    """A debug task of the play below."""
+    return {"name": name, "ansible.builtin.debug": {"msg": msg}, "when": when, **keywords}
+
+
 # h1 has flag true, h2 false. Tasks named "Worker: ..." must go to a worker whatever their condition (a loop,
 # a delegation, a condition that fails); every other skip is decided in the main process with the option on.
 _CONDITIONS_PLAY = [
@@ -275,61 +281,27 @@ _CONDITIONS_PLAY = [
         "hosts": "all",
         "gather_facts": False,
         "tasks": [
-            {
-                "name": "Per host",
-                "ansible.builtin.debug": {"msg": "ran"},
-                "when": "flag",
-                "register": "r_host",
-            },
+            _debug("Per host", "ran", "flag", register="r_host"),
             {"name": "Never", "ansible.builtin.set_fact": {"x": 1}, "when": False, "register": "r_never"},
             {
                 "name": "A block's condition",
                 "when": "not flag",
-                "block": [
-                    {
-                        "name": "Inherits it",
-                        "ansible.builtin.debug": {"msg": "{{ inventory_hostname }}"},
-                        "when": True,
-                        "register": "r_block",
-                    }
-                ],
+                "block": [_debug("Inherits it", "{{ inventory_hostname }}", True, register="r_block")],
             },
-            {
-                "name": "Hidden",
-                "ansible.builtin.debug": {"msg": "secret"},
-                "when": "flag and false",
-                "no_log": True,
-                "register": "r_hidden",
-            },
-            {
-                "name": "Worker: a loop",
-                "ansible.builtin.debug": {"msg": "{{ item }}"},
-                "loop": [1, 2],
-                "when": "item > 1",
-                "register": "r_loop",
-            },
-            {
-                "name": "Worker: delegated",
-                "ansible.builtin.debug": {"msg": "delegated"},
-                "delegate_to": "localhost",
-                "when": False,
-                "register": "r_delegated",
-            },
-            {
-                "name": "Worker: an undefined name",
-                "ansible.builtin.debug": {"msg": "never"},
-                "when": "no_such_variable",
-                "ignore_errors": True,
-                "register": "r_undefined",
-            },
+            _debug("Hidden", "secret", "flag and false", no_log=True, register="r_hidden"),
+            _debug("Worker: a loop", "{{ item }}", "item > 1", loop=[1, 2], register="r_loop"),
+            _debug("Worker: delegated", "delegated", False, delegate_to="localhost", register="r_delegated"),
+            _debug(
+                "Worker: an undefined name",
+                "never",
+                "no_such_variable",
+                ignore_errors=True,
+                register="r_undefined",
+            ),
             {"name": "An include", "ansible.builtin.include_tasks": "included.yml", "when": "flag"},
-            {
-                "name": "A registered value",
-                "ansible.builtin.debug": {"msg": "x"},
-                "when": "r_host is skipped",
-            },
-            {"name": "Check mode", "ansible.builtin.debug": {"msg": "x"}, "when": "ansible_check_mode"},
-            {"name": "Once", "ansible.builtin.debug": {"msg": "x"}, "when": False, "run_once": True},
+            _debug("A registered value", "x", "r_host is skipped"),
+            _debug("Check mode", "x", "ansible_check_mode"),
+            _debug("Once", "x", False, run_once=True),
             {
                 "name": "What was registered",
                 "ansible.builtin.debug": {
@@ -343,9 +315,7 @@ _CONDITIONS_PLAY = [
 
 def test_a_false_condition_is_decided_without_a_worker_and_reported_as_the_worker_reports_it(tmp_path: Path):
     (tmp_path / "play.yml").write_text(yaml.safe_dump(_CONDITIONS_PLAY))
-    (tmp_path / "included.yml").write_text(
-        yaml.safe_dump([{"name": "Included", "ansible.builtin.debug": {"msg": "in"}, "when": "flag"}])
-    )
+    (tmp_path / "included.yml").write_text(yaml.safe_dump([_debug("Included", "in", "flag")]))
     (tmp_path / "sitecustomize.py").write_text(_FORK_COUNTER)
     inventory = {"all": {"hosts": {"h1": local_host(flag=True), "h2": local_host(flag=False)}}}
     reports, forks = {}, {}
