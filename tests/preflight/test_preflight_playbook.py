@@ -44,7 +44,7 @@ def _run_raw(workdir, hosts: dict[str, Host], **knob_overrides):
     for number, (name, host) in enumerate(hosts.items(), start=11):
         for group in host.groups:
             inventory["all"]["children"][group]["hosts"][name] = local_host(
-                ansible_host=f"127.0.0.{number}", **host.hostvars
+                **{"ansible_host": f"127.0.0.{number}", **host.hostvars}
             )
     return ansible_playbook(PLAYBOOK, inventory, workdir, json_output=True)
 
@@ -222,3 +222,20 @@ def test_a_refused_input_stops_the_run_before_any_host_is_asked(tmp_path):
     )
     assert passed.returncode == 0, passed.stdout[-3000:]
     assert "db1" in _asked(passed)["Resolve the names on the host"]
+
+
+def test_a_host_named_wrong_is_refused_by_its_peers_before_it_is_asked(tmp_path):
+    """A web host the database cannot resolve, and that Ansible cannot reach either: the database role's
+    check names it, and the host is never asked anything. The group roles' checks that ask a host run before
+    the firewall's (which every host runs, the unreachable one too) on every host: one looped include over
+    lists that differ per host would order the included files by whichever host's result came first (here
+    the web hosts', listed before db1: the firewall's check would run first)."""
+    hosts = {
+        "web1": Host(("web",), {}),
+        "web3": Host(("web",), {"ansible_connection": "ssh", "ansible_host": "web3.invalid"}),
+        "db1": Host(("database",), {}),
+    }
+    run = _run_raw(tmp_path, hosts, lookout_database_engine="postgresql", lookout_firewall_enabled=True)
+    found = outcomes(run)
+    assert "postgresql_hba_clients: web3.invalid does not resolve on db1" in found["db1"].failure, found
+    assert json.loads(run.stdout)["stats"]["web3"]["unreachable"] == 0, found

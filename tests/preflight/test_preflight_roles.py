@@ -87,20 +87,24 @@ def test_the_check_is_one_looped_include_over_the_list():
     tasks = yaml.safe_load((PLAYBOOKS / "preflight.yml").read_text())[0]["tasks"]
     includes = [task for task in tasks if "ansible.builtin.include_role" in task]
     # common's renamed-knob check, the one include over the roles (the checks that ask a host held back),
-    # then the one include of the checks that ask the host, after every other check.
+    # then the checks that ask the host, after every other check: the group roles', then the firewall's.
     names = [task["ansible.builtin.include_role"]["name"] for task in includes]
-    assert names == ["common", "{{ item }}", "{{ item }}"]
+    assert names == ["common", "{{ item }}", "{{ item }}", "firewall"]
     assert [task["ansible.builtin.include_role"]["tasks_from"] for task in includes[1:]] == [
         "preflight",
+        "preflight_host",
         "preflight_host",
     ]
     assert includes[1]["loop"] == "{{ lookout_preflight_roles }}"
     assert includes[1]["ansible.builtin.include_role"]["public"] is True
     assert includes[1]["vars"] == {"common_preflight_stage": "controller"}
     assert includes[2]["loop"] == (
-        "{{ lookout_preflight_roles | select('in', lookout_preflight_host_roles) | list }}"
+        "{{ lookout_preflight_roles | select('in', lookout_preflight_host_roles)"
+        " | reject('eq', 'firewall') | list }}"
     )
-    assert tasks.index(includes[2]) == len(tasks) - 2, "the host's checks come after every other check"
+    assert includes[3]["when"] == "'firewall' in lookout_preflight_roles"
+    assert tasks.index(includes[2]) == len(tasks) - 3, "the host's checks come after every other check"
+    assert tasks.index(includes[3]) == len(tasks) - 2, "the firewall's come after the group roles'"
 
 
 def test_the_roles_with_checks_that_ask_the_host_are_listed():
