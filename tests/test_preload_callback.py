@@ -299,6 +299,38 @@ _CONDITIONS_PLAY = [
                 register="r_undefined",
             ),
             {"name": "An include", "ansible.builtin.include_tasks": "included.yml", "when": "flag"},
+            # Includes whose arguments differ per host, post-validated with their parents in the main process.
+            {
+                "name": "A block",
+                "vars": {"chosen": "{{ pick }}"},
+                "block": [
+                    {
+                        "name": "A role's entry per host",
+                        "ansible.builtin.include_role": {"name": "r{{ chosen }}"},
+                        "vars": {"said": "{{ inventory_hostname }}"},
+                    },
+                    {
+                        "name": "A file per host",
+                        "ansible.builtin.include_tasks": "{{ pick }}.yml",
+                        "no_log": True,
+                    },
+                ],
+            },
+            # Templated per host by each task's post-validation, which validates the task's parents too.
+            {
+                "name": "A block's no_log per host",
+                "no_log": "{{ pick == 'a' }}",
+                "block": [
+                    {"name": "An include under it", "ansible.builtin.include_tasks": "quiet.yml"},
+                    _debug("After it", "shown", True),
+                ],
+            },
+            {
+                "name": "Worker: looped include",
+                "ansible.builtin.include_role": {"name": "r{{ item }}"},
+                "loop": ["c"],
+                "vars": {"said": "loop"},
+            },
             _debug("A registered value", "x", "r_host is skipped"),
             _debug("Check mode", "x", "ansible_check_mode"),
             _debug("Once", "x", False, run_once=True),
@@ -313,22 +345,45 @@ _CONDITIONS_PLAY = [
 ]
 
 
-def test_a_false_condition_is_decided_without_a_worker_and_reported_as_the_worker_reports_it(tmp_path: Path):
-    (tmp_path / "play.yml").write_text(yaml.safe_dump(_CONDITIONS_PLAY))
-    (tmp_path / "included.yml").write_text(yaml.safe_dump([_debug("Included", "in", "flag")]))
-    (tmp_path / "sitecustomize.py").write_text(_FORK_COUNTER)
-    inventory = {"all": {"hosts": {"h1": local_host(flag=True), "h2": local_host(flag=False)}}}
+# The option sets of the test below: both shortcuts, skips only, neither.
+_SHORTCUTS = {
+    "both": {"LOOKOUT_PRELOAD_SKIP_ON_CONTROLLER": "true", "LOOKOUT_PRELOAD_INCLUDES_ON_CONTROLLER": "true"},
+    "skips": {
+        "LOOKOUT_PRELOAD_SKIP_ON_CONTROLLER": "true",
+        "LOOKOUT_PRELOAD_INCLUDES_ON_CONTROLLER": "false",
+    },
+    "neither": {"LOOKOUT_PRELOAD_SKIP_ON_CONTROLLER": "false"},
+}
+
+
+def _write_conditions_play(directory: Path) -> None:
+    (directory / "play.yml").write_text(yaml.safe_dump(_CONDITIONS_PLAY))
+    (directory / "included.yml").write_text(yaml.safe_dump([_debug("Included", "in", "flag")]))
+    (directory / "quiet.yml").write_text(yaml.safe_dump([_debug("Quiet", "q", True)]))
+    for pick in ("a", "b", "c"):
+        (directory / f"{pick}.yml").write_text(yaml.safe_dump([_debug(f"File {pick}", "{{ pick }}", True)]))
+        entries = directory / "roles" / f"r{pick}" / "tasks"
+        entries.mkdir(parents=True)
+        (entries / "main.yml").write_text(yaml.safe_dump([_debug("Entry", "{{ said }}", True)]))
+    (directory / "sitecustomize.py").write_text(_FORK_COUNTER)
+
+
+def test_conditions_and_includes_are_decided_without_a_worker_as_the_worker_decides_them(tmp_path: Path):
+    _write_conditions_play(tmp_path)
+    inventory = {
+        "all": {"hosts": {"h1": local_host(flag=True, pick="a"), "h2": local_host(flag=False, pick="b")}}
+    }
     reports, forks = {}, {}
-    for option in ("true", "false"):
+    for name, options in _SHORTCUTS.items():
         run = ansible_playbook(
             tmp_path / "play.yml",
             inventory,
             tmp_path,
             json_output=True,
             extra_env={
-                "LOOKOUT_PRELOAD_SKIP_ON_CONTROLLER": option,
+                **options,
                 "PYTHONPATH": str(tmp_path),
-                "LOOKOUT_TEST_FORKS": str(tmp_path / f"forks-{option}"),
+                "LOOKOUT_TEST_FORKS": str(tmp_path / f"forks-{name}"),
             },
         )
         assert run.returncode == 0, run.stdout + run.stderr
@@ -337,12 +392,15 @@ def test_a_false_condition_is_decided_without_a_worker_and_reported_as_the_worke
         for play in report["plays"]:
             for part in [play["play"], *(task["task"] for task in play["tasks"])]:
                 part.pop("duration", None), part.pop("id")  # times, and uuids new in each run
-        reports[option] = report
-        forks[option] = int((tmp_path / f"forks-{option}").read_text())
+            # The included files of one include task come in the order the hosts' results arrived, which
+            # workers do not keep: the tasks by name (each name is one task of the play).
+            play["tasks"].sort(key=lambda task: task["task"]["name"])
+        reports[name] = report
+        forks[name] = int((tmp_path / f"forks-{name}").read_text())
     # The same results, callbacks and registered values, the failing condition's error included.
-    assert reports["true"] == reports["false"]
+    assert reports["both"] == reports["skips"] == reports["neither"]
     results = {
-        task["task"]["name"]: task["hosts"] for play in reports["true"]["plays"] for task in play["tasks"]
+        task["task"]["name"]: task["hosts"] for play in reports["both"]["plays"] for task in play["tasks"]
     }
     assert (
         results["Per host"]["h2"]["false_condition"] == "flag" and "skipped" not in results["Per host"]["h1"]
@@ -353,13 +411,32 @@ def test_a_false_condition_is_decided_without_a_worker_and_reported_as_the_worke
     assert results["An include"]["h2"]["skipped"] and list(results["Included"]) == ["h1"]
     registered = results["What was registered"]["h1"]["msg"]
     assert registered[1]["skipped"] and registered[1]["false_condition"] is False
-    # Each skip outside the "Worker:" tasks is one worker less: none of them forked one.
-    decided = sum(
-        1
+    # Each host included what its own variables name, with its own variables.
+    said = {
+        name: {host: outcome["msg"] for host, outcome in results[f"r{name} : Entry"].items()}
+        for name in "abc"
+    }
+    assert said == {"a": {"h1": "h1"}, "b": {"h2": "h2"}, "c": {"h1": "loop", "h2": "loop"}}
+    assert {name: list(results[f"File {name}"]) for name in "ab"} == {"a": ["h1"], "b": ["h2"]}
+    assert {host: outcome.get("msg") for host, outcome in results["After it"].items()} == {
+        "h1": None,
+        "h2": "shown",
+    }
+    # Each skip outside the "Worker:" tasks is one worker less, and each include there that was not skipped
+    # (a no_log include's result is censored in the report: the includes are counted by task).
+    outside = [
+        outcome
         for name, hosts in results.items()
         if not name.startswith("Worker:")
         for outcome in hosts.values()
-        if outcome.get("skipped")
+    ]
+    skips = sum(1 for outcome in outside if outcome.get("skipped"))
+    includes = sum(
+        1
+        for name in ("An include", "A role's entry per host", "A file per host", "An include under it")
+        for outcome in results[name].values()
+        if not outcome.get("skipped")
     )
-    assert decided >= 8
-    assert forks["false"] - forks["true"] == decided, (forks, decided)
+    assert (skips, includes) == (11, 7)
+    assert forks["neither"] - forks["skips"] == skips, forks
+    assert forks["skips"] - forks["both"] == includes, forks

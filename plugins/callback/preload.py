@@ -25,6 +25,10 @@ ansible-playbook forks one worker process per task and host. This plugin, at the
   task results are such skips (34 of 73 on a web host, 77 of 154 on the monitoring host). The condition is
   evaluated as the worker evaluates it first thing, on copies of the task's variables and play context;
   anything else (a loop, a delegation, a true, failing or warning condition) goes to a worker as before.
+- Decides an include there too (option `includes_on_controller`): an `include_tasks` or `include_role`
+  whose condition holds (or that has none) is post-validated in the main process, on a copy of the task and
+  its parents, and its result (the file or role and arguments the strategy then includes) sent as the
+  worker sends it. A worker's whole work for an include is that post-validation; the fork cost more.
 
 bench/README.md ("templates compiled once, forks without the collector", "conditions decided on the
 controller") has the figures.
@@ -100,6 +104,19 @@ options:
     ini:
       - section: callback_preload
         key: skip_on_controller
+  includes_on_controller:
+    description:
+      - With skip_on_controller, also decide in the main process an C(include_tasks) or C(include_role)
+        whose condition is true or absent and that has no loop and no delegation. The task is
+        post-validated there, on a copy with its parents, and its include result sent as the worker would
+        have sent it.
+    type: bool
+    default: true
+    env:
+      - name: LOOKOUT_PRELOAD_INCLUDES_ON_CONTROLLER
+    ini:
+      - section: callback_preload
+        key: includes_on_controller
 """
 
 display = Display()
@@ -111,7 +128,7 @@ _ABSENT_NAME = "preload_absent_name"
 
 # The compiled-code directory of this run, "compile_dir" (set at the start of each playbook; the workers
 # inherit it).
-_state: dict[str, str | None] = {"compile_dir": None}
+_state: dict = {"compile_dir": None, "includes_on_controller": False}
 
 
 def _compile_key(env, source, *, name, filename, defer_init, jinja_bits) -> str:
@@ -190,15 +207,18 @@ def _install_gc_freeze() -> None:
     WorkerProcess.start = start
 
 
-def _skipped_result(strategy, host, task, task_vars, play_context):
-    """The result a worker would return for `task` on `host` when its `when` is false, or None when the worker
-    must run it: a true or failing condition, a loop or a delegation (evaluated otherwise in the worker), a
-    condition that warns. Evaluated as TaskExecutor does before anything else, on copies of the task's
-    variables and play context."""
+def _controller_result(strategy, host, task, task_vars, play_context):
+    """The result a worker would return for `task` on `host`, with the task's fields as the worker would send
+    them, when the main process can decide it: a `when` that is false (skipped), or an include whose `when`
+    is true or absent (option includes_on_controller). None when the worker must run it: a task with a loop
+    or a delegation, any other action, a condition that fails or warns. Evaluated as TaskExecutor does,
+    on copies of the task's variables and play context, and for an include on a copy of the task and its
+    parents (post-validation templates the parent blocks' fields in place)."""
     from ansible._internal import _display_utils, _task
     from ansible._internal._templating._engine import TemplateEngine
 
-    if not task.when or task.loop is not None or task.loop_with or task.delegate_to:
+    include = _state["includes_on_controller"] and task.action in C._ACTION_ALL_INCLUDE_ROLE_TASKS
+    if not (task.when or include) or task.loop is not None or task.loop_with or task.delegate_to:
         return None
     try:
         with _task.TaskContext(task), _display_utils.DeferredWarningContext(variables=task_vars) as warnings:
@@ -217,15 +237,40 @@ def _skipped_result(strategy, host, task, task_vars, play_context):
                 context.remote_addr = host.address
             context.update_vars(tempvars)
             condition: dict = {}
-            if task._resolve_conditional(task.when, tempvars, result_context=condition):
-                return None
-            result = dict(changed=False, skipped=True, skip_reason="Conditional result was False") | condition
-            task.update_result_no_log(templar, result)
+            if not task.when or task._resolve_conditional(task.when, tempvars, result_context=condition):
+                if not include:
+                    return None
+                found = _include_result(task, templar, tempvars)
+            else:
+                result = (
+                    dict(changed=False, skipped=True, skip_reason="Conditional result was False") | condition
+                )
+                task.update_result_no_log(templar, result)
+                found = result, task.dump_attrs()
         if warnings.get_warnings() or warnings.get_deprecation_warnings():
             return None
     except Exception:  # the worker raises it again, reported as usual
         return None
-    return result
+    return found
+
+
+def _include_result(task, templar, tempvars):
+    """What TaskExecutor returns for an include whose condition holds: the task post-validated (on a copy,
+    with its parents), its arguments as the strategy's include processing reads them."""
+    copy = task.copy()
+    templar.available_variables = tempvars
+    copy.post_validate(templar=templar)
+    arguments = copy.args.copy()
+    if copy.action in C._ACTION_INCLUDE_TASKS:
+        name = arguments.pop("_raw_params", None)
+        if not name:  # the worker reports the missing file name
+            return None
+        result = dict(include=name, include_args=arguments)
+    else:
+        result = dict(include_args=arguments)
+    copy.update_result_no_log(templar, result)
+    result["changed"] = False
+    return result, copy.dump_attrs()
 
 
 def _install_skip_on_controller() -> None:
@@ -237,9 +282,10 @@ def _install_skip_on_controller() -> None:
     original = StrategyBase._queue_task
 
     def _queue_task(self, host, task, task_vars, play_context):
-        result = _skipped_result(self, host, task, task_vars, play_context)
-        if result is None:
+        found = _controller_result(self, host, task, task_vars, play_context)
+        if found is None:
             return original(self, host, task, task_vars, play_context)
+        result, fields = found
         self._queued_task_cache[(host.name, task._uuid)] = {
             "host": host,
             "task": task,
@@ -248,7 +294,7 @@ def _install_skip_on_controller() -> None:
         }
         self._tqm.send_callback("v2_runner_on_start", host, task)
         self._final_q.send_task_result(
-            _RawTaskResult(host=host, task=task, return_data=result, task_fields=task.dump_attrs())
+            _RawTaskResult(host=host, task=task, return_data=result, task_fields=fields)
         )
         self._pending_results += 1
 
@@ -284,6 +330,7 @@ class CallbackModule(CallbackBase):
             except Exception as error:
                 _state["compile_dir"] = None
                 display.vvv(f"lookout.stack.preload: templates compiled in each worker: {error}")
+        _state["includes_on_controller"] = self.get_option("includes_on_controller")
         if self.get_option("skip_on_controller"):
             try:
                 _install_skip_on_controller()
