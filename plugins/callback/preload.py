@@ -152,59 +152,65 @@ def _compile_key(env, source, *, name, filename, defer_init, jinja_bits) -> str:
     return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def _replace(owner, name: str, make) -> None:
+    """Replaces owner.<name> by make(the original), once per process: a replacement is marked, and a second
+    playbook of the same process (or a second callback instance) finds it in place."""
+    original = getattr(owner, name)
+    if getattr(original, "_lookout_preload", False):
+        return
+    replacement = make(original)
+    replacement._lookout_preload = True
+    setattr(owner, name, replacement)
+
+
 def _install_compile_cache() -> None:
     from ansible._internal._templating import _jinja_bits
 
-    environment = _jinja_bits.AnsibleEnvironment
-    if getattr(environment.compile, "_lookout_preload", False):
-        return
-    original = environment.compile
+    def make(original):
+        # Jinja's Environment.compile signature, positional arguments included.
+        def compile(self, source, name=None, filename=None, raw=False, defer_init=False):  # noqa: PLR0917
+            # Sources given as text, compiled to code (not Python text), outside Ansible's template debugging.
+            compile_dir = _state["compile_dir"]
+            if raw or not isinstance(source, str) or compile_dir is None or self._debuggable_template_source:
+                return original(self, source, name, filename, raw, defer_init)
+            key = _compile_key(
+                self, source, name=name, filename=filename, defer_init=defer_init, jinja_bits=_jinja_bits
+            )
+            path = os.path.join(compile_dir, key)
+            try:
+                with open(path, "rb") as cached:
+                    return marshal.load(cached)
+            except (OSError, EOFError, ValueError, TypeError):
+                pass
+            code = original(self, source, name, filename, raw, defer_init)
+            try:  # written whole under a temporary name, then renamed: a reader sees all of it or nothing
+                handle, temporary = tempfile.mkstemp(dir=compile_dir)
+                with os.fdopen(handle, "wb") as written:
+                    marshal.dump(code, written)
+                os.replace(temporary, path)
+            except OSError as error:
+                display.vvvv(f"lookout.stack.preload: compiled template not kept: {error}")
+            return code
 
-    # Jinja's Environment.compile signature, positional arguments included.
-    def compile(self, source, name=None, filename=None, raw=False, defer_init=False):  # noqa: PLR0917
-        # Sources given as text, compiled to code (not to Python text), outside Ansible's template debugging.
-        compile_dir = _state["compile_dir"]
-        if raw or not isinstance(source, str) or compile_dir is None or self._debuggable_template_source:
-            return original(self, source, name, filename, raw, defer_init)
-        key = _compile_key(
-            self, source, name=name, filename=filename, defer_init=defer_init, jinja_bits=_jinja_bits
-        )
-        path = os.path.join(compile_dir, key)
-        try:
-            with open(path, "rb") as cached:
-                return marshal.load(cached)
-        except (OSError, EOFError, ValueError, TypeError):
-            pass
-        code = original(self, source, name, filename, raw, defer_init)
-        try:  # written whole under a temporary name, then renamed: a reader sees all of it or nothing
-            handle, temporary = tempfile.mkstemp(dir=compile_dir)
-            with os.fdopen(handle, "wb") as written:
-                marshal.dump(code, written)
-            os.replace(temporary, path)
-        except OSError as error:
-            display.vvvv(f"lookout.stack.preload: compiled template not kept: {error}")
-        return code
+        return compile
 
-    compile._lookout_preload = True
-    environment.compile = compile
+    _replace(_jinja_bits.AnsibleEnvironment, "compile", make)
 
 
 def _install_gc_freeze() -> None:
     from ansible.executor.process.worker import WorkerProcess
 
-    if getattr(WorkerProcess.start, "_lookout_preload", False):
-        return
-    original = WorkerProcess.start
+    def make(original):
+        def start(self):
+            gc.freeze()
+            try:
+                return original(self)
+            finally:
+                gc.unfreeze()
 
-    def start(self):
-        gc.freeze()
-        try:
-            return original(self)
-        finally:
-            gc.unfreeze()
+        return start
 
-    start._lookout_preload = True
-    WorkerProcess.start = start
+    _replace(WorkerProcess, "start", make)
 
 
 def _controller_result(strategy, host, task, task_vars, play_context):
@@ -277,29 +283,27 @@ def _install_skip_on_controller() -> None:
     from ansible.executor.task_result import _RawTaskResult
     from ansible.plugins.strategy import StrategyBase
 
-    if getattr(StrategyBase._queue_task, "_lookout_preload", False):
-        return
-    original = StrategyBase._queue_task
+    def make(original):
+        def _queue_task(self, host, task, task_vars, play_context):
+            found = _controller_result(self, host, task, task_vars, play_context)
+            if found is None:
+                return original(self, host, task, task_vars, play_context)
+            result, fields = found
+            self._queued_task_cache[(host.name, task._uuid)] = {
+                "host": host,
+                "task": task,
+                "task_vars": task_vars,
+                "play_context": play_context,
+            }
+            self._tqm.send_callback("v2_runner_on_start", host, task)
+            self._final_q.send_task_result(
+                _RawTaskResult(host=host, task=task, return_data=result, task_fields=fields)
+            )
+            self._pending_results += 1
 
-    def _queue_task(self, host, task, task_vars, play_context):
-        found = _controller_result(self, host, task, task_vars, play_context)
-        if found is None:
-            return original(self, host, task, task_vars, play_context)
-        result, fields = found
-        self._queued_task_cache[(host.name, task._uuid)] = {
-            "host": host,
-            "task": task,
-            "task_vars": task_vars,
-            "play_context": play_context,
-        }
-        self._tqm.send_callback("v2_runner_on_start", host, task)
-        self._final_q.send_task_result(
-            _RawTaskResult(host=host, task=task, return_data=result, task_fields=fields)
-        )
-        self._pending_results += 1
+        return _queue_task
 
-    _queue_task._lookout_preload = True
-    StrategyBase._queue_task = _queue_task
+    _replace(StrategyBase, "_queue_task", make)
 
 
 class CallbackModule(CallbackBase):
