@@ -31,7 +31,7 @@ ansible-playbook forks one worker process per task and host. This plugin, at the
   worker sends it. A worker's whole work for an include is that post-validation; the fork cost more.
 
 bench/README.md ("templates compiled once, forks without the collector", "conditions decided on the
-controller") has the figures.
+controller", "includes decided on the controller") has the figures.
 """
 
 from __future__ import annotations
@@ -126,8 +126,8 @@ display = Display()
 _ABSENT_NAME = "preload_absent_name"
 
 
-# The compiled-code directory of this run, "compile_dir" (set at the start of each playbook; the workers
-# inherit it).
+# Set at the start of each playbook (the workers inherit it): the compiled-code directory of this run,
+# "compile_dir", and whether the main process decides includes too, "includes_on_controller".
 _state: dict = {"compile_dir": None, "includes_on_controller": False}
 
 
