@@ -1,16 +1,8 @@
 #!/usr/bin/python
 # Copyright: lookout maintainers
 # MIT License
-import grp
-import hashlib
-import os
-import platform
-import pwd
-import socket
-import stat
-import sys
-
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.lookout.stack.plugins.module_utils.common_state import ARGUMENT_SPEC, read, refused
 
 DOCUMENTATION = r"""
 module: common_state
@@ -25,11 +17,15 @@ description:
     unchanged host costs one call per role instead of one per step (roles/common/README.md, "State").
   - Never changes anything; runs the same in check mode. A unit systemd cannot answer for (no systemd, no
     such unit) is reported as C(unknown), which no entry takes as in place.
+  - Its action (plugins/action/common_state.py) checks the arguments on the controller, then pipes the read's
+    code (plugins/module_utils/common_state.py, standard library only) to the host's Python as a plain script
+    wherever Ansible would pipe a module, without Ansible's module wrapper; elsewhere (pipelining off, the
+    host's Python still to discover, async) this module runs as any module does. Both report the same.
 options:
   paths:
-    description: Absolute paths to report on.
+    description: Absolute paths to report on (a relative one is refused, naming it).
     type: list
-    elements: path
+    elements: str
     default: []
   packages:
     description: Debian package names to ask dpkg about.
@@ -73,137 +69,13 @@ host:
   returned: always
 """
 
-ARGUMENT_SPEC = {
-    "paths": {"type": "list", "elements": "path", "default": []},
-    "packages": {"type": "list", "elements": "str", "default": []},
-    "users": {"type": "list", "elements": "str", "default": []},
-    "services": {"type": "list", "elements": "str", "default": []},
-    "names": {"type": "list", "elements": "str", "default": []},
-}
-
-
-def _name(lookup, number):
-    try:
-        return lookup(number)[0]
-    except KeyError:
-        return str(number)
-
-
-def path_state(path):
-    """What is at `path`: its type, mode, owner and group, and a file's SHA-1."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return {"type": "absent"}
-    kinds = ((stat.S_ISLNK, "link"), (stat.S_ISDIR, "directory"), (stat.S_ISREG, "file"))
-    kind = next((name for test, name in kinds if test(st.st_mode)), "other")
-    found = {
-        "type": kind,
-        "mode": f"{stat.S_IMODE(st.st_mode):04o}",
-        "owner": _name(pwd.getpwuid, st.st_uid),
-        "group": _name(grp.getgrgid, st.st_gid),
-    }
-    if kind == "link":
-        found["target"] = os.path.realpath(path)
-    if kind == "file":
-        digest = hashlib.sha1()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 16), b""):
-                digest.update(block)
-        found["sha1"] = digest.hexdigest()
-    return found
-
-
-def user_state(name):
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        return None
-    return {"group": _name(grp.getgrgid, entry.pw_gid), "home": entry.pw_dir, "shell": entry.pw_shell}
-
-
-def packages_state(module, names):
-    """dpkg's status word of each package (one dpkg-query for all); `unknown` for one dpkg does not know."""
-    found = {name: "unknown" for name in names}
-    if not names:
-        return found
-    dpkg = module.get_bin_path("dpkg-query")
-    if not dpkg:
-        return found
-    # rc 1 when some package is unknown: the others are still listed.
-    _, out, _ = module.run_command([dpkg, "--show", "--showformat=${Package} ${db:Status-Status}\\n", *names])
-    for line in out.splitlines():
-        package, _, status = line.partition(" ")
-        if package in found and status:
-            found[package] = status
-    return found
-
-
-def services_state(module, names):
-    """systemd's view of each unit (one systemctl call for all); `unknown` where it gives none."""
-    unknown = {"enabled": "unknown", "active": "unknown", "reload": True}
-    found = {name: dict(unknown) for name in names}
-    systemctl = module.get_bin_path("systemctl")
-    if not names or not systemctl:
-        return found
-    units = [name if "." in name else name + ".service" for name in names]
-    rc, out, _ = module.run_command(
-        [
-            systemctl,
-            "show",
-            "--property=Id,LoadState,UnitFileState,ActiveState,NeedDaemonReload",
-            "--",
-            *units,
-        ]
-    )
-    if rc != 0:
-        return found
-    # One block per unit, in the order asked, separated by an empty line; a block whose Id is not the unit
-    # asked for (an alias) is not taken.
-    blocks = [
-        dict(line.split("=", 1) for line in block.splitlines() if "=" in line) for block in out.split("\n\n")
-    ]
-    for name, unit, block in zip(names, units, [b for b in blocks if b], strict=False):
-        if block.get("Id") == unit and block.get("LoadState") in ("loaded", "masked"):
-            found[name] = {
-                "enabled": block.get("UnitFileState") or "unknown",
-                "active": block.get("ActiveState") or "unknown",
-                "reload": block.get("NeedDaemonReload") != "no",
-            }
-    return found
-
-
-def addresses(name):
-    """The name's addresses as the host's resolver gives them (TCP), IPv4 first; [] if it does not resolve."""
-    try:
-        found = {info[4][0] for info in socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)}
-    except (socket.gaierror, UnicodeError):
-        return []
-    return sorted(found, key=lambda address: (":" in address, address))
-
-
-def platform_state():
-    libc, version = platform.libc_ver()
-    return {
-        "executable": sys.executable,
-        "python": f"{sys.version_info[0]}.{sys.version_info[1]}",
-        "machine": platform.machine(),
-        "glibc": version if libc == "glibc" else "",
-    }
-
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    params = module.params
-    host = {
-        "files": {path: path_state(path) for path in params["paths"]},
-        "packages": packages_state(module, params["packages"]),
-        "users": {name: user_state(name) for name in params["users"]},
-        "services": services_state(module, params["services"]),
-        "addresses": {name: addresses(name) for name in params["names"]},
-        "platform": platform_state(),
-    }
-    module.exit_json(changed=False, host=host)
+    problem = refused(module.params)
+    if problem:
+        module.fail_json(msg=problem)
+    module.exit_json(changed=False, host=read(module.params))
 
 
 if __name__ == "__main__":

@@ -46,6 +46,9 @@ PLUGINS = {
     "plugins/filter/loopback.py",
     "plugins/modules/common_files.py",
     "plugins/modules/common_certificate_state.py",
+    "plugins/modules/common_state.py",
+    "plugins/action/common_state.py",
+    "plugins/module_utils/common_state.py",
 }
 
 CONVERGE = """

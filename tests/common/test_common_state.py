@@ -16,14 +16,23 @@ from ansible.errors import AnsibleFilterError
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "plugins" / "modules" / "common_state.py"
+COLLECTIONS = ROOT / "collections"
+sys.path.insert(0, str(COLLECTIONS))
+from ansible_collections.lookout.stack.plugins.action.common_state import (  # noqa: E402
+    STANDALONE_FLAGS,
+    standalone_script,
+)
+
 sys.path.insert(0, str(ROOT / "plugins" / "filter"))
 import state  # noqa: E402  (plugins/filter/state.py)
 
 
-def run(tmp_path: Path, env: dict | None = None, **params) -> dict:
+def _run_module(tmp_path: Path, env: dict | None, params: dict) -> subprocess.CompletedProcess:
+    """The module as Ansible runs it: its file with the arguments' file (the collection on the path)."""
     args = tmp_path / "args.json"
     args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {**params, "_ansible_check_mode": True}}))
-    result = subprocess.run(
+    env = {**(os.environ if env is None else env), "PYTHONPATH": str(COLLECTIONS)}
+    return subprocess.run(
         [sys.executable, str(MODULE), str(args)],
         capture_output=True,
         text=True,
@@ -31,10 +40,35 @@ def run(tmp_path: Path, env: dict | None = None, **params) -> dict:
         check=False,
         env=env,
     )
-    return json.loads(result.stdout)
 
 
-def test_paths_report_type_mode_owner_and_sha1_and_change_nothing(tmp_path: Path):
+def _run_script(tmp_path: Path, env: dict | None, params: dict) -> subprocess.CompletedProcess:
+    """The script the action pipes to the host's Python, run as the action runs it (-I -S -)."""
+    return subprocess.run(
+        [sys.executable, *STANDALONE_FLAGS],
+        input=standalone_script(params).decode(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+
+
+@pytest.fixture(params=["module", "script"])
+def run(request):
+    """The read both ways it reaches a host: each test runs twice, and both must report the same."""
+    way = {"module": _run_module, "script": _run_script}[request.param]
+
+    def read(tmp_path: Path, env: dict | None = None, **params) -> dict:
+        done = way(tmp_path, env, params)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    return read
+
+
+def test_paths_report_type_mode_owner_and_sha1_and_change_nothing(run, tmp_path: Path):
     work = tmp_path / "work"
     (work / "conf.d").mkdir(parents=True)
     conf = work / "conf.d" / "a.yml"
@@ -67,7 +101,7 @@ def test_paths_report_type_mode_owner_and_sha1_and_change_nothing(tmp_path: Path
     assert sorted((p.name, p.stat().st_mode) for p in work.rglob("*")) == before
 
 
-def test_users_packages_and_units_unknown_without_dpkg_or_systemd(tmp_path: Path):
+def test_users_packages_and_units_unknown_without_dpkg_or_systemd(run, tmp_path: Path):
     # A PATH with neither dpkg-query nor systemctl: the report says unknown, which no filter takes as in
     # place.
     env = {"PATH": str(tmp_path / "empty"), "HOME": str(tmp_path)}
@@ -81,7 +115,7 @@ def test_users_packages_and_units_unknown_without_dpkg_or_systemd(tmp_path: Path
     assert not state.service_in_place(host, "ssh")
 
 
-def test_units_read_with_one_systemctl_call(tmp_path: Path):
+def test_units_read_with_one_systemctl_call(run, tmp_path: Path):
     # A stand-in systemctl that answers as systemd does for two units, one of them masked; it logs its calls.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -220,32 +254,24 @@ def test_the_state_entry_reads_each_units_file_where_the_unit_entry_writes_it(tm
     to a bare name and a name with its own suffix (a socket) taken as it is, so that the unit entry and a
     role's own units find their files in the report."""
     sys.path.insert(0, str(ROOT / "tests" / "shared"))
-    from controller_helpers import ansible_playbook, local_host
+    from controller_helpers import ansible_playbook, local_host, one_play
 
     given = tmp_path / "given.conf"
     given.write_text("x\n")
-    playbook = tmp_path / "play.yml"
-    playbook.write_text(
-        json.dumps(
-            [
-                {
-                    "hosts": "all",
-                    "gather_facts": False,
-                    "tasks": [
-                        {
-                            "ansible.builtin.include_role": {"name": "common", "tasks_from": "state"},
-                            "vars": {
-                                "common_state": {
-                                    "paths": [str(given)],
-                                    "services": ["lookout-x", "lookout-y.socket", "lookout-z.timer"],
-                                }
-                            },
-                        },
-                        {"ansible.builtin.debug": {"var": "__common_host.files"}},
-                    ],
-                }
-            ]
-        )
+    playbook = one_play(
+        tmp_path,
+        [
+            {
+                "ansible.builtin.include_role": {"name": "common", "tasks_from": "state"},
+                "vars": {
+                    "common_state": {
+                        "paths": [str(given)],
+                        "services": ["lookout-x", "lookout-y.socket", "lookout-z.timer"],
+                    }
+                },
+            },
+            {"ansible.builtin.debug": {"var": "__common_host.files"}},
+        ],
     )
     run = ansible_playbook(playbook, {"all": {"hosts": {"h1": local_host()}}}, tmp_path, json_output=True)
     assert run.returncode == 0, run.stdout + run.stderr
@@ -261,7 +287,7 @@ def test_the_state_entry_reads_each_units_file_where_the_unit_entry_writes_it(tm
     assert report[str(given)]["sha1"] == hashlib.sha1(b"x\n").hexdigest()
 
 
-def test_names_and_platform(tmp_path: Path):
+def test_names_and_platform(run, tmp_path: Path):
     """Each name's addresses as this host resolves them (IPv4 first, an address resolves to itself, a name
     that does not resolve has none) and the Python that ran the module, its machine and glibc: what conduit
     takes its wheelhouse target from (tests/conduit/test_probe.py runs it there)."""

@@ -79,6 +79,13 @@ def ansible_playbook(
     )
 
 
+def one_play(workdir: Path, tasks: list[dict]) -> Path:
+    """A playbook of one play on every host, facts not gathered, with these tasks: its path in workdir."""
+    playbook = workdir / "play.yml"
+    playbook.write_text(json.dumps([{"hosts": "all", "gather_facts": False, "tasks": tasks}]))
+    return playbook
+
+
 def local_host(**hostvars) -> dict:
     return {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, **hostvars}
 
