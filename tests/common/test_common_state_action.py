@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "shared"))
-from controller_helpers import ansible_playbook, local_host, one_play
+from controller_helpers import ROOT, ansible_playbook, local_host, one_play
 
 
 def _play(tmp_path: Path) -> Path:
@@ -113,3 +113,33 @@ def test_a_wrong_argument_fails_on_the_controller_naming_it_and_a_failing_python
     assert reads["accepted"]["host"]["files"]["/"]["type"] == "directory"
     assert _started(accepted) == ["-I -S -"], "the recording Python was not started for a good argument"
     assert _started(refused) == [], "the host's Python was started for a refused argument"
+
+
+def test_an_ansible_core_without_its_interpreter_choice_runs_the_module(monkeypatch):
+    """The script runs with the interpreter ansible-core would give a module (module_common._get_shebang, a
+    private function): where an ansible-core has no such function, every read goes to the module."""
+    import importlib
+    from types import SimpleNamespace
+
+    from ansible.executor import module_common
+
+    sys.path.insert(0, str(ROOT / "collections"))
+    from ansible_collections.lookout.stack.plugins.action import common_state
+
+    def interpreter() -> str | None:
+        action = common_state.ActionModule.__new__(common_state.ActionModule)
+        action._task = SimpleNamespace(async_val=0, delegate_to=None)
+        action._is_pipelining_enabled = lambda style: True
+        action._templar = None
+        action._connection = SimpleNamespace()
+        return action._standalone_interpreter({"ansible_python_interpreter": "/usr/bin/python3"})
+
+    try:
+        monkeypatch.setattr(common_state, "_get_shebang", lambda *a, **k: ("#!/opt/py", "/opt/py"))
+        assert interpreter() == "/opt/py"
+        monkeypatch.delattr(module_common, "_get_shebang")
+        importlib.reload(common_state)
+        assert interpreter() is None
+    finally:
+        monkeypatch.undo()
+        importlib.reload(common_state)
