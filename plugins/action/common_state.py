@@ -54,7 +54,6 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        args = dict(args)
         problem = refused(args)
         if problem:
             raise AnsibleActionFail(problem)
