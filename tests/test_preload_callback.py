@@ -251,6 +251,55 @@ def test_a_worker_is_forked_with_the_main_process_frozen_then_thawed():
     assert counts["off"]["at_fork"] == 0
 
 
+# Runs in a fresh interpreter: the hook with the given options, then a worker built (never started) for each
+# case: the connection named by the host's variables, by the task, templated, unknown. Prints whether
+# community.docker's connection plugin was imported and its configuration known, in this (the main) process.
+_WARM_PROBE = textwrap.dedent(
+    """
+    import json, sys, types
+    from ansible import constants as C
+    from ansible.executor.process.worker import WorkerProcess
+    from ansible.plugins.loader import callback_loader, init_plugin_loader
+    init_plugin_loader([sys.argv[1]])
+    callback = callback_loader.get("lookout.stack.preload")
+    options, connections = json.loads(sys.argv[2])
+    callback.set_options(direct=options)
+    callback.v2_playbook_on_start(None)
+    plugin = "ansible_collections.community.docker.plugins.connection.docker"
+    before = plugin in sys.modules
+    for by_host, by_task in connections:
+        WorkerProcess(
+            final_q=None, task_vars={} if by_host is None else {"ansible_connection": by_host}, host=None,
+            task=types.SimpleNamespace(connection=by_task), play_context=None,
+            loader=types.SimpleNamespace(_tempfiles=set()), variable_manager=None, shared_loader_obj=None,
+            worker_id=0, cliargs=None,
+        )
+    print(json.dumps({
+        "before": before,
+        "imported": plugin in sys.modules,
+        "configured": C.config.has_configuration_definition("connection", plugin),
+    }))
+    """
+)
+
+
+def _warmed(options: dict, connections: list) -> dict:
+    return _probe(_WARM_PROBE, json.dumps([options, connections]))
+
+
+def test_the_connection_plugin_of_a_worker_is_loaded_in_the_main_process_before_the_fork():
+    docker = "community.docker.docker"
+    # By the host's ansible_connection, or by the task's connection when the host sets none.
+    for connections in ([[docker, "ssh"]], [[None, docker]]):
+        warm = _warmed({}, connections)
+        assert warm == {"before": False, "imported": True, "configured": True}, connections
+    # The control: the option off leaves it to the worker.
+    assert _warmed({"warm_connections": False}, [[docker, "ssh"]])["imported"] is False
+    # A templated name is left to the worker; an unknown one too (the worker reports it), without an error.
+    left = _warmed({}, [["{{ connection_name }}", "ssh"], ["no_such.collection.plugin", "ssh"], [None, None]])
+    assert left == {"before": False, "imported": False, "configured": False}
+
+
 # Loaded by the ansible-playbook process (PYTHONPATH) of the test below: counts the worker processes it forks
 # and writes the count to LOOKOUT_TEST_FORKS at exit. The playbook runs no module, so no other Python process
 # of the run imports it.

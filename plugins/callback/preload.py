@@ -19,6 +19,12 @@ ansible-playbook forks one worker process per task and host. This plugin, at the
   `gc_freeze`; `gc.freeze()` before the fork, `gc.unfreeze()` after it in the main process), so that the
   worker's collections do not walk, and copy the memory pages of, the main process's objects.
 
+- Loads, in the main process, the connection plugin a task's host uses (option `warm_connections`), before
+  the first worker for that connection is forked. A plugin from a collection (community.docker.docker,
+  the demo's) is otherwise imported again by every worker, which also parses its documentation as YAML to
+  learn its configuration: about 6 ms of CPU per task and host (bench/README.md, "connection plugins
+  loaded once").
+
 - Decides a task's `when` in the main process (option `skip_on_controller`): a task whose condition is false
   on a host is reported skipped from there, exactly as the worker would have reported it (the same result,
   callbacks and registered value), and no worker is forked for it. On an unchanged re-run about half the
@@ -92,6 +98,19 @@ options:
     ini:
       - section: callback_preload
         key: gc_freeze
+  warm_connections:
+    description:
+      - Before the first worker of a task is forked for a host, load the connection plugin that host uses
+        (its C(ansible_connection), else the task's connection) in the main process, once per plugin name, so
+        that the workers inherit the imported plugin and its configuration definitions. A templated name is
+        left to the worker.
+    type: bool
+    default: true
+    env:
+      - name: LOOKOUT_PRELOAD_WARM_CONNECTIONS
+    ini:
+      - section: callback_preload
+        key: warm_connections
   skip_on_controller:
     description:
       - Evaluate a task's C(when) in the main process first, and report a task whose condition is false as
@@ -195,6 +214,40 @@ def _install_compile_cache() -> None:
         return compile
 
     _replace(_jinja_bits.AnsibleEnvironment, "compile", make)
+
+
+def _connection_name(task_vars, task):
+    """The connection plugin name the worker will load for this task and host, when it is a plain name."""
+    name = task_vars.get("ansible_connection")
+    if name is None:
+        name = task.connection
+    if not isinstance(name, str) or not name or "{" in name:
+        return None
+    return str(name)
+
+
+def _install_warm_connections() -> None:
+    from ansible.executor.process.worker import WorkerProcess
+    from ansible.plugins.loader import connection_loader
+
+    warmed: set[str] = set()
+
+    def make(original):
+        # Runs in the main process, before the worker is forked; a failure is left to the worker to report.
+        def __init__(self, *args, **kwargs):
+            original(self, *args, **kwargs)
+            name = _connection_name(self._task_vars, self._task)
+            if name is None or name in warmed:
+                return
+            warmed.add(name)
+            try:
+                connection_loader.get(name, class_only=True)
+            except Exception as error:
+                display.vvvv(f"lookout.stack.preload: connection {name} not loaded before the fork: {error}")
+
+        return __init__
+
+    _replace(WorkerProcess, "__init__", make)
 
 
 def _install_gc_freeze() -> None:
@@ -334,6 +387,11 @@ class CallbackModule(CallbackBase):
             except Exception as error:
                 _state["compile_dir"] = None
                 display.vvv(f"lookout.stack.preload: templates compiled in each worker: {error}")
+        if self.get_option("warm_connections"):
+            try:
+                _install_warm_connections()
+            except Exception as error:
+                display.vvv(f"lookout.stack.preload: connection plugins loaded in each worker: {error}")
         _state["includes_on_controller"] = self.get_option("includes_on_controller")
         if self.get_option("skip_on_controller"):
             try:
