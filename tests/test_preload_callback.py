@@ -300,6 +300,53 @@ def test_the_connection_plugin_of_a_worker_is_loaded_in_the_main_process_before_
     assert left == {"before": False, "imported": False, "configured": False}
 
 
+# Runs in a fresh interpreter: the hook with the given options, then ansible.builtin.host_group_vars asked, as
+# the variable manager asks it, for the variables of groups and a host of a directory (argv 3), some of them
+# twice. Prints the answers and how many times the plugin read its files' contents.
+_GROUP_VARS_PROBE = textwrap.dedent(
+    """
+    import json, sys
+    from ansible.inventory.group import Group
+    from ansible.inventory.host import Host
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.plugins.loader import callback_loader, init_plugin_loader, vars_loader
+    from ansible.vars import plugins
+    init_plugin_loader([sys.argv[1]])
+    callback = callback_loader.get("lookout.stack.preload")
+    callback.set_options(direct=json.loads(sys.argv[2]))
+    callback.v2_playbook_on_start(None)
+    plugins._prime_vars_loader()
+    plugin = type(vars_loader.get("host_group_vars"))
+    reads = []
+    read = plugin.load_found_files
+    def counting_read(self, loader, data, found):
+        reads.append(len(found))
+        return read(self, loader, data, found)
+    plugin.load_found_files = counting_read
+    loader = DataLoader()
+    asked = [[Group("all")], [Group("all")], [Host("h1")], [Group("web"), Group("all")], [Group("all")]]
+    answers = [plugins.get_vars_from_path(loader, sys.argv[3], entities, "task") for entities in asked]
+    print(json.dumps({"answers": answers, "reads": len(reads)}))
+    """
+)
+
+
+def test_group_vars_are_read_once_per_host_or_groups_with_the_same_answers(tmp_path: Path):
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "host_vars").mkdir()
+    (tmp_path / "group_vars" / "all.yml").write_text("a: 1\nwired: '{{ a }}'\n")
+    (tmp_path / "group_vars" / "web.yml").write_text("a: 2\nc: 3\n")
+    (tmp_path / "host_vars" / "h1.yml").write_text("d: 4\n")
+    kept = _probe(_GROUP_VARS_PROBE, json.dumps({}), str(tmp_path))
+    asked = _probe(_GROUP_VARS_PROBE, json.dumps({"group_vars_once": False}), str(tmp_path))
+    assert kept["answers"] == asked["answers"]
+    all_vars = {"a": 1, "wired": "{{ a }}"}
+    assert asked["answers"] == [all_vars, all_vars, {"d": 4}, {"a": 1, "c": 3, "wired": "{{ a }}"}, all_vars]
+    # Without it every question reads again (one read per entity); with it, the same entities once.
+    assert asked["reads"] == 6
+    assert kept["reads"] == 4
+
+
 # Loaded by the ansible-playbook process (PYTHONPATH) of the test below: counts the worker processes it forks
 # and writes the count to LOOKOUT_TEST_FORKS at exit. The playbook runs no module, so no other Python process
 # of the run imports it.

@@ -25,6 +25,12 @@ ansible-playbook forks one worker process per task and host. This plugin, at the
   learn its configuration: about 6 ms of CPU per task and host (bench/README.md, "connection plugins
   loaded once").
 
+- Keeps what ansible.builtin.host_group_vars reads for a host or group (option `group_vars_once`): Ansible
+  asks it again for every task and host, and it answers from the files it has cached since the first
+  time, merged anew: each group_vars file's path resolved and its variables combined into the result.
+  The answer is kept per directory, host or group names and loader, and given again; it is the same
+  answer, since the plugin reads each file once per run anyway (bench/README.md, "group_vars read once").
+
 - Decides a task's `when` in the main process (option `skip_on_controller`): a task whose condition is false
   on a host is reported skipped from there, exactly as the worker would have reported it (the same result,
   callbacks and registered value), and no worker is forked for it. On an unchanged re-run about half the
@@ -111,6 +117,18 @@ options:
     ini:
       - section: callback_preload
         key: warm_connections
+  group_vars_once:
+    description:
+      - Keep ansible.builtin.host_group_vars's answer for a directory and a host or groups, and give it again
+        when the variables of the same host or groups are asked for again in the run. Other vars plugins
+        are asked every time, as without this.
+    type: bool
+    default: true
+    env:
+      - name: LOOKOUT_PRELOAD_GROUP_VARS_ONCE
+    ini:
+      - section: callback_preload
+        key: group_vars_once
   skip_on_controller:
     description:
       - Evaluate a task's C(when) in the main process first, and report a task whose condition is false as
@@ -250,6 +268,27 @@ def _install_warm_connections() -> None:
     _replace(WorkerProcess, "__init__", make)
 
 
+def _install_group_vars_once() -> None:
+    from ansible.vars import plugins as vars_plugins
+
+    kept: dict = {}
+
+    def make(original):
+        def get_plugin_vars(loader, plugin, path, entities):
+            if getattr(plugin, "ansible_name", None) != "ansible.builtin.host_group_vars":
+                return original(loader, plugin, path, entities)
+            key = (id(loader), path, tuple((type(entity).__name__, entity.name) for entity in entities))
+            try:
+                return kept[key]
+            except KeyError:
+                answer = kept[key] = original(loader, plugin, path, entities)
+                return answer
+
+        return get_plugin_vars
+
+    _replace(vars_plugins, "get_plugin_vars", make)
+
+
 def _install_gc_freeze() -> None:
     from ansible.executor.process.worker import WorkerProcess
 
@@ -378,28 +417,28 @@ class CallbackModule(CallbackBase):
                         f"lookout.stack.preload: {collection}'s {loader.type} plugins not loaded: {error}"
                     )
         # Each replaces internals of ansible-core: one that has changed them is run without, and says so.
-        if self.get_option("compile_cache"):
-            try:
-                _install_compile_cache()
-                compile_dir = os.path.join(C.DEFAULT_LOCAL_TMP, "lookout-compiled")
-                os.makedirs(compile_dir, mode=0o700, exist_ok=True)
-                _state["compile_dir"] = compile_dir
-            except Exception as error:
-                _state["compile_dir"] = None
-                display.vvv(f"lookout.stack.preload: templates compiled in each worker: {error}")
-        if self.get_option("warm_connections"):
-            try:
-                _install_warm_connections()
-            except Exception as error:
-                display.vvv(f"lookout.stack.preload: connection plugins loaded in each worker: {error}")
         _state["includes_on_controller"] = self.get_option("includes_on_controller")
-        if self.get_option("skip_on_controller"):
-            try:
-                _install_skip_on_controller()
-            except Exception as error:
-                display.vvv(f"lookout.stack.preload: every condition evaluated in a worker: {error}")
-        if self.get_option("gc_freeze"):
-            try:
-                _install_gc_freeze()
-            except Exception as error:
-                display.vvv(f"lookout.stack.preload: workers forked without freezing: {error}")
+        for option, install, without in _INSTALLS:
+            if self.get_option(option):
+                try:
+                    install()
+                except Exception as error:
+                    display.vvv(f"lookout.stack.preload: {without}: {error}")
+
+
+def _install_compile_dir() -> None:
+    _state["compile_dir"] = None
+    _install_compile_cache()
+    compile_dir = os.path.join(C.DEFAULT_LOCAL_TMP, "lookout-compiled")
+    os.makedirs(compile_dir, mode=0o700, exist_ok=True)
+    _state["compile_dir"] = compile_dir
+
+
+# (option, what it installs, how the run goes without it)
+_INSTALLS = (
+    ("compile_cache", _install_compile_dir, "templates compiled in each worker"),
+    ("group_vars_once", _install_group_vars_once, "group_vars read for every task"),
+    ("warm_connections", _install_warm_connections, "connection plugins loaded in each worker"),
+    ("skip_on_controller", _install_skip_on_controller, "every condition evaluated in a worker"),
+    ("gc_freeze", _install_gc_freeze, "workers forked without freezing"),
+)
