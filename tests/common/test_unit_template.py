@@ -145,9 +145,11 @@ def test_conduit_stack_unit_binds_the_resolved_address(units):
 
 @pytest.mark.parametrize("case", CONDUIT)
 def test_conduit_keeps_what_the_units_writing_changed(units, case):
-    """What the run phase reads (run_state.yml): whether a unit changed, and each unit's checksum, in the
-    order of __conduit_units (the serving unit first), as the template module returned it."""
+    """What the run phase reads (run_state.yml): whether a unit changed, and the checksum of each unit
+    written, by unit name, as common_files returned it."""
     rendered = units[case]
-    order = ["/etc/systemd/system/conduit.service", "/etc/systemd/system/conduit-candidate.service"]
-    expected = [hashlib.sha1(rendered.after[path].encode()).hexdigest() for path in order]
-    assert rendered.facts == {"__conduit_units_changed": True, "__conduit_units_checksums": expected}
+    expected = {
+        name: hashlib.sha1(rendered.after[f"/etc/systemd/system/{name}.service"].encode()).hexdigest()
+        for name in ("conduit", "conduit-candidate")
+    }
+    assert rendered.facts == {"__conduit_units_changed": True, "__conduit_units_written": expected}

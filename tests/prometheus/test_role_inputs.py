@@ -1,8 +1,9 @@
 """A wrong type, an unknown choice or a missing required input stops a role at its first task (the argument
 spec check, on the controller), naming the variable, before anything on a host can change. One playbook on
 the controller, in check mode, applies every bad input in its own block and records how each failed.
-Inputs a type cannot judge (basic auth required when enabled, password length) fail at the role's preflight
-assert instead, still before the host changes and naming the variable, never showing a password."""
+Inputs a type cannot judge (basic auth required when enabled, password length, a port's range, an archive's
+pin) fail at the role's preflight check instead, still before the host changes and naming the variable,
+never showing a password."""
 
 import json
 
@@ -138,6 +139,14 @@ PREFLIGHT_CASES = [
     ),
     ("prometheus", "main", {"prometheus_self_targets": ["monitor1"]}, "prometheus_self_targets"),
     ("blackbox_exporter", "main", BLACKBOX_ENABLED, "blackbox_exporter_web_basic_auth_users"),
+    # Values of the right type that the role's own check refuses (a `fail` whose condition is the failure).
+    (
+        "node_exporter",
+        "main",
+        {"node_exporter_install_method": "archive", "node_exporter_archive_sha256": "ABC"},
+        "node_exporter_archive_sha256",
+    ),
+    ("node_exporter", "main", {"node_exporter_port": 70000}, "node_exporter_port"),
     (
         "blackbox_exporter",
         "main",
@@ -250,7 +259,7 @@ def test_bad_auth_input_fails_at_preflight_naming_the_variable(outcomes, number,
     role, _, inputs, variable = case
     outcome = next(o for o in outcomes if o["case"] == number)
     assert not outcome["accepted"], f"{role} accepted {sorted(inputs)}"
-    assert outcome["action"] == "ansible.builtin.assert", outcome
+    assert outcome["action"] in {"ansible.builtin.assert", "ansible.builtin.fail"}, outcome
     assert variable in outcome["msg"], outcome["msg"]
 
 

@@ -18,10 +18,9 @@ BEFORE = ROOT / "tests" / "common" / "data" / "before"
 COMMON = {"common", "lookout.stack.common"}
 # The one role whose unit had a template of its own, and the expression naming the unit in its loop.
 OWN_TEMPLATES = {"conduit": ("conduit.service.j2", "__conduit_unit.name")}
-# What a role's tasks set before they write the units (conduit: configure.yml, before its include of
-# unit.yml), and the facts they leave for later tasks, shown after the run.
-SETUP = {"conduit": {"__conduit_units_changed": False, "__conduit_units_checksums": []}}
-FACTS = {"conduit": ["__conduit_units_changed", "__conduit_units_checksums"]}
+# The facts a role's unit-writing tasks leave for later tasks (conduit: unit.yml, for run_state.yml), shown
+# after the run.
+FACTS = {"conduit": ["__conduit_units_changed", "__conduit_units_written"]}
 
 
 @dataclass
@@ -129,7 +128,7 @@ def render_units(cases: dict[str, tuple[str, dict]], workdir: Path) -> dict[str,
     plays = []
     for case, (role, inputs) in cases.items():
         inputs_file = workdir / f"{case}.inputs.yml"
-        inputs_file.write_text(yaml.safe_dump(SETUP.get(role, {}) | inputs))
+        inputs_file.write_text(yaml.safe_dump(inputs))
         plays.append(_play(case, role, inputs_file))
     playbook = workdir / "units.yml"
     playbook.write_text(yaml.safe_dump(plays, sort_keys=False, width=1000))
