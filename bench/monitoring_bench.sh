@@ -205,8 +205,9 @@ play() {  # play SIDE NAME HOST [ansible-playbook args...] -> table cell; log in
     ANSIBLE_CALLBACKS_ENABLED=$lookout_callbacks ansible-playbook "${target[@]}" "${extra[@]}" "$@" \
       "$here/bench/monitoring_bench.yml" >"$work/$name.log" 2>&1 || status=failed
   else
+    # The anchor as it ships: its roles read facts as top-level variables (ansible_fqdn), Ansible's default.
     ANSIBLE_COLLECTIONS_PATH="$anchor_cp:$here/collections" ANSIBLE_CALLBACKS_ENABLED=$anchor_callbacks \
-      ansible-playbook "${target[@]}" -e "@$work/anchor-vars.json" "$@" \
+      ANSIBLE_INJECT_FACTS_AS_VARS=true ansible-playbook "${target[@]}" -e "@$work/anchor-vars.json" "$@" \
       "$here/bench/anchor_bench.yml" >"$work/$name.log" 2>&1 || status=failed
   fi
   end=$(date +%s.%N)
