@@ -442,11 +442,17 @@ _CONDITIONS_PLAY = [
 
 
 # The option sets of the test below: both shortcuts, skips only, neither.
+# (actions_on_controller, tested below, off: the looped include stays a worker's.)
 _SHORTCUTS = {
-    "both": {"LOOKOUT_PRELOAD_SKIP_ON_CONTROLLER": "true", "LOOKOUT_PRELOAD_INCLUDES_ON_CONTROLLER": "true"},
+    "both": {
+        "LOOKOUT_PRELOAD_SKIP_ON_CONTROLLER": "true",
+        "LOOKOUT_PRELOAD_INCLUDES_ON_CONTROLLER": "true",
+        "LOOKOUT_PRELOAD_ACTIONS_ON_CONTROLLER": "false",
+    },
     "skips": {
         "LOOKOUT_PRELOAD_SKIP_ON_CONTROLLER": "true",
         "LOOKOUT_PRELOAD_INCLUDES_ON_CONTROLLER": "false",
+        "LOOKOUT_PRELOAD_ACTIONS_ON_CONTROLLER": "false",
     },
     "neither": {"LOOKOUT_PRELOAD_SKIP_ON_CONTROLLER": "false"},
 }
@@ -536,3 +542,155 @@ def test_conditions_and_includes_are_decided_without_a_worker_as_the_worker_deci
     assert (skips, includes) == (11, 7)
     assert forks["neither"] - forks["skips"] == skips, forks
     assert forks["skips"] - forks["both"] == includes, forks
+
+
+# h1 has flag true and port_value 80, h2 flag false and port_value "x". Tasks named "Worker: ..." must go to a
+# worker (a delegation, retries); the others run in the main process with actions_on_controller on.
+_ACTIONS_PLAY = [
+    {
+        "hosts": "all",
+        "gather_facts": False,
+        "handlers": [{"name": "Handler", "ansible.builtin.debug": {"msg": "{{ inventory_hostname }}"}}],
+        "tasks": [
+            {
+                "name": "A fact per host",
+                "ansible.builtin.set_fact": {
+                    "mine": "{{ inventory_hostname }}-{{ pick }}",
+                    "n": "{{ 2 + 3 }}",
+                },
+                "register": "r_fact",
+            },
+            {
+                "name": "Facts in a loop",
+                "ansible.builtin.set_fact": {"acc": "{{ (acc | default([])) + [item] }}"},
+                "loop": [1, 2, 3],
+                "register": "r_loop",
+            },
+            {
+                "name": "Changed by its condition",
+                "ansible.builtin.set_fact": {"c": 1},
+                "changed_when": "flag",
+                "notify": "Handler",
+            },
+            {
+                "name": "An assert per host",
+                "ansible.builtin.assert": {"that": ["flag"], "fail_msg": "not for {{ inventory_hostname }}"},
+                "ignore_errors": True,
+                "register": "r_assert",
+            },
+            {
+                "name": "A fail per host",
+                "ansible.builtin.fail": {"msg": "failed on {{ inventory_hostname }}"},
+                "when": "not flag",
+                "ignore_errors": True,
+                "register": "r_fail",
+            },
+            {
+                "name": "Arguments by their specification",
+                "ansible.builtin.validate_argument_spec": {
+                    "argument_spec": {"port": {"type": "int", "required": True}},
+                    "provided_arguments": {"port": "{{ port_value }}"},
+                },
+                "ignore_errors": True,
+                "register": "r_spec",
+            },
+            {
+                "name": "An undefined name",
+                "ansible.builtin.set_fact": {"u": "{{ no_such_variable }}"},
+                "ignore_errors": True,
+                "register": "r_undefined",
+            },
+            {
+                "name": "A hidden fact",
+                "ansible.builtin.set_fact": {"secret": "s3cret"},
+                "no_log": True,
+                "register": "r_hidden",
+            },
+            {
+                "name": "A looped include",
+                "ansible.builtin.include_tasks": "{{ item }}.yml",
+                "loop": ["a", "b"],
+            },
+            {
+                "name": "Worker: delegated",
+                "ansible.builtin.set_fact": {"d": 1},
+                "delegate_to": "localhost",
+            },
+            {
+                "name": "Worker: retried",
+                "ansible.builtin.set_fact": {"t": 1},
+                "until": True,
+                "retries": 1,
+                "delay": 0,
+            },
+            {
+                "name": "What was set",
+                "ansible.builtin.debug": {
+                    "msg": "{{ [mine, n, acc, c, secret, d, t, r_fact, r_loop, r_assert, r_fail, r_spec,"
+                    " r_undefined, r_hidden] }}"
+                },
+            },
+        ],
+    }
+]
+
+
+def test_actions_that_never_use_the_host_run_in_the_main_process_as_in_a_worker(tmp_path: Path):
+    """set_fact, assert, fail, validate_argument_spec and a looped include give, with actions_on_controller,
+    the results, callbacks, registered values, facts, handlers and errors a worker gives, without one."""
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(_ACTIONS_PLAY))
+    for pick in ("a", "b"):
+        (tmp_path / f"{pick}.yml").write_text(yaml.safe_dump([_debug(f"File {pick}", "{{ mine }}", True)]))
+    (tmp_path / "sitecustomize.py").write_text(_FORK_COUNTER)
+    inventory = {
+        "all": {
+            "hosts": {
+                "h1": local_host(flag=True, pick="a", port_value=80),
+                "h2": local_host(flag=False, pick="b", port_value="x"),
+            }
+        }
+    }
+    reports, forks = {}, {}
+    for option in ("true", "false"):
+        run = ansible_playbook(
+            tmp_path / "play.yml",
+            inventory,
+            tmp_path,
+            json_output=True,
+            extra_env={
+                "LOOKOUT_PRELOAD_ACTIONS_ON_CONTROLLER": option,
+                "PYTHONPATH": str(tmp_path),
+                "LOOKOUT_TEST_FORKS": str(tmp_path / f"forks-{option}"),
+            },
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "WARNING" not in run.stderr, run.stderr
+        report = json.loads(run.stdout)
+        for play in report["plays"]:
+            for part in [play["play"], *(task["task"] for task in play["tasks"])]:
+                part.pop("duration", None), part.pop("id")
+            play["tasks"].sort(key=lambda task: task["task"]["name"])
+        reports[option] = report
+        forks[option] = int((tmp_path / f"forks-{option}").read_text())
+    assert reports["true"] == reports["false"]
+    results = {
+        task["task"]["name"]: task["hosts"] for play in reports["true"]["plays"] for task in play["tasks"]
+    }
+    assert results["Handler"] == {"h1": results["Handler"]["h1"]} and results["Handler"]["h1"]["msg"] == "h1"
+    assert [results[f"File {pick}"]["h1"]["msg"] for pick in "ab"] == ["h1-a", "h1-a"]
+    assert results["File b"]["h2"]["msg"] == "h2-b"
+    assert results["An assert per host"]["h2"]["msg"] == "not for h2"
+    assert not results["An assert per host"]["h1"].get("failed")
+    assert results["A fail per host"]["h1"]["skipped"] and results["A fail per host"]["h2"]["failed"]
+    assert results["Arguments by their specification"]["h2"]["failed"]
+    assert not results["Arguments by their specification"]["h1"].get("failed")
+    assert results["An undefined name"]["h1"]["failed"] and "no_such_variable" in str(
+        results["An undefined name"]
+    )
+    assert "s3cret" not in json.dumps(results["A hidden fact"])
+    shown = {host: outcome["msg"] for host, outcome in results["What was set"].items()}
+    assert shown["h1"][:7] == ["h1-a", 5, [1, 2, 3], 1, "s3cret", 1, 1] and shown["h2"][0] == "h2-b"
+    assert shown["h1"][8]["results"][2]["ansible_facts"] == {"acc": [1, 2, 3]}
+    # In the main process: eight tasks on each host (but the fail, skipped on h1 as before) and the looped
+    # include, 17 workers fewer; the delegated and retried facts, the debug tasks and the handler keep theirs.
+    assert forks["false"] - forks["true"] == 17, forks

@@ -41,9 +41,17 @@ ansible-playbook forks one worker process per task and host. This plugin, at the
   whose condition holds (or that has none) is post-validated in the main process, on a copy of the task and
   its parents, and its result (the file or role and arguments the strategy then includes) sent as the
   worker sends it. A worker's whole work for an include is that post-validation; the fork cost more.
+- Runs there a task whose action never uses the host (option `actions_on_controller`): ansible.builtin's
+  `set_fact`, `assert`, `fail` and `validate_argument_spec`, and an include with a loop, through Ansible's
+  own TaskExecutor, on a copy of the task with its parents and of its variables, as a worker runs it on the
+  copies its fork made; the result and any per-item callbacks go through the same queue. On an unchanged
+  re-run these were most of the workers left (8 `set_fact`s of 14 workers on a web host). A task with a
+  delegation, retries or `until`, `async`, a `timeout` or a pause between loop items still gets a worker, as
+  does every task under a strategy from outside ansible-core.
 
 bench/README.md ("templates compiled once, forks without the collector", "conditions decided on the
-controller", "includes decided on the controller") has the figures.
+controller", "includes decided on the controller", "controller-only actions without a worker") has the
+figures.
 """
 
 from __future__ import annotations
@@ -154,6 +162,20 @@ options:
     ini:
       - section: callback_preload
         key: includes_on_controller
+  actions_on_controller:
+    description:
+      - With skip_on_controller, run in the main process, through Ansible's own task executor, a task whose
+        action never uses the host (C(set_fact), C(assert), C(fail), C(validate_argument_spec) of
+        ansible.builtin) and an include with a loop, on copies of the task and its variables, instead of
+        forking a worker for it. Not under a strategy from outside ansible-core, nor for a task with a
+        delegation, retries, C(until), C(async), a C(timeout) or a pause between loop items.
+    type: bool
+    default: true
+    env:
+      - name: LOOKOUT_PRELOAD_ACTIONS_ON_CONTROLLER
+    ini:
+      - section: callback_preload
+        key: actions_on_controller
 """
 
 display = Display()
@@ -165,7 +187,7 @@ _ABSENT_NAME = "preload_absent_name"
 
 # Set at the start of each playbook (the workers inherit it): the compiled-code directory of this run,
 # "compile_dir", and whether the main process decides includes too, "includes_on_controller".
-_state: dict = {"compile_dir": None, "includes_on_controller": False}
+_state: dict = {"compile_dir": None, "includes_on_controller": False, "actions_on_controller": False}
 
 
 def _compile_key(env, source, *, name, filename, defer_init, jinja_bits) -> str:
@@ -371,6 +393,62 @@ def _include_result(task, templar, tempvars):
     return result, copy.dump_attrs()
 
 
+# Actions whose plugin runs wholly on the controller and never uses the host's connection.
+_CONTROLLER_ACTIONS = frozenset(
+    (
+        "ansible.builtin.set_fact",
+        "ansible.builtin.assert",
+        "ansible.builtin.fail",
+        "ansible.builtin.validate_argument_spec",
+    )
+)
+
+
+# ansible-core's own strategies, by the modules their classes come from (a strategy of another project,
+# Mitogen's for one, subclasses them in a module of its own name).
+_CORE_STRATEGIES = frozenset(
+    f"ansible.plugins.strategy.{name}" for name in ("linear", "free", "host_pinned", "debug")
+)
+
+
+def _runs_on_controller(strategy, task) -> bool:
+    """Whether the main process runs `task` itself, through Ansible's own TaskExecutor (option
+    actions_on_controller): an action of _CONTROLLER_ACTIONS, or an include with a loop, under a strategy
+    of ansible-core, without anything that waits or needs another host (delegation, retries, `until`,
+    async, a timeout, a pause between items)."""
+    if not _state["actions_on_controller"] or type(strategy).__module__ not in _CORE_STRATEGIES:
+        return False
+    if task.delegate_to or task.until or task.retries is not None or task.async_val or task.timeout:
+        return False
+    if task.loop_control is not None and task.loop_control.pause:
+        return False
+    if task.action in C._ACTION_ALL_INCLUDE_ROLE_TASKS:
+        return _state["includes_on_controller"]
+    return task.resolved_action in _CONTROLLER_ACTIONS
+
+
+def _run_on_controller(strategy, host, task, task_vars, play_context):
+    """What the worker would send for `task` on `host`: TaskExecutor run on a copy of the task (with its
+    parents) and of the variables, as the worker runs it on the copies its fork made."""
+    from ansible._internal import _task
+    from ansible.executor.task_executor import TaskExecutor
+    from ansible.plugins import loader as plugin_loader
+
+    copy = task.copy()
+    with _task.TaskContext(copy):
+        result = TaskExecutor(
+            host,
+            copy,
+            dict(task_vars),
+            play_context,
+            strategy._loader,
+            plugin_loader.get_plugin_loader_namespace(),
+            strategy._final_q,
+            strategy._variable_manager,
+        ).run()
+    return result, copy.dump_attrs()
+
+
 def _install_skip_on_controller() -> None:
     from ansible.executor.task_result import _RawTaskResult
     from ansible.plugins.strategy import StrategyBase
@@ -378,9 +456,9 @@ def _install_skip_on_controller() -> None:
     def make(original):
         def _queue_task(self, host, task, task_vars, play_context):
             found = _controller_result(self, host, task, task_vars, play_context)
-            if found is None:
+            inline = found is None and _runs_on_controller(self, task)
+            if found is None and not inline:
                 return original(self, host, task, task_vars, play_context)
-            result, fields = found
             self._queued_task_cache[(host.name, task._uuid)] = {
                 "host": host,
                 "task": task,
@@ -388,6 +466,9 @@ def _install_skip_on_controller() -> None:
                 "play_context": play_context,
             }
             self._tqm.send_callback("v2_runner_on_start", host, task)
+            if inline:
+                found = _run_on_controller(self, host, task, task_vars, play_context)
+            result, fields = found
             self._final_q.send_task_result(
                 _RawTaskResult(host=host, task=task, return_data=result, task_fields=fields)
             )
@@ -418,6 +499,7 @@ class CallbackModule(CallbackBase):
                     )
         # Each replaces internals of ansible-core: one that has changed them is run without, and says so.
         _state["includes_on_controller"] = self.get_option("includes_on_controller")
+        _state["actions_on_controller"] = self.get_option("actions_on_controller")
         for option, install, without in _INSTALLS:
             if self.get_option(option):
                 try:
