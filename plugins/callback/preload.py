@@ -377,7 +377,7 @@ def _controller_result(strategy, host, task, task_vars, play_context):
 def _include_result(task, templar, tempvars):
     """What TaskExecutor returns for an include whose condition holds: the task post-validated (on a copy,
     with its parents), its arguments as the strategy's include processing reads them."""
-    copy = task.copy()
+    copy = task.copy(exclude_tasks=True)
     templar.available_variables = tempvars
     copy.post_validate(templar=templar)
     arguments = copy.args.copy()
@@ -434,7 +434,7 @@ def _run_on_controller(strategy, host, task, task_vars, play_context):
     from ansible.executor.task_executor import TaskExecutor
     from ansible.plugins import loader as plugin_loader
 
-    copy = task.copy()
+    copy = task.copy(exclude_tasks=True)
     with _task.TaskContext(copy):
         result = TaskExecutor(
             host,
