@@ -470,22 +470,20 @@ def _write_conditions_play(directory: Path) -> None:
     (directory / "sitecustomize.py").write_text(_FORK_COUNTER)
 
 
-def test_conditions_and_includes_are_decided_without_a_worker_as_the_worker_decides_them(tmp_path: Path):
-    _write_conditions_play(tmp_path)
-    inventory = {
-        "all": {"hosts": {"h1": local_host(flag=True, pick="a"), "h2": local_host(flag=False, pick="b")}}
-    }
+def _runs(directory: Path, inventory: dict, option_sets: dict) -> tuple[dict, dict]:
+    """play.yml of `directory` once per option set (name -> environment): each run's JSON report, without
+    times and uuids and with its tasks in a stable order, and the workers it forked, by name."""
     reports, forks = {}, {}
-    for name, options in _SHORTCUTS.items():
+    for name, options in option_sets.items():
         run = ansible_playbook(
-            tmp_path / "play.yml",
+            directory / "play.yml",
             inventory,
-            tmp_path,
+            directory,
             json_output=True,
             extra_env={
                 **options,
-                "PYTHONPATH": str(tmp_path),
-                "LOOKOUT_TEST_FORKS": str(tmp_path / f"forks-{name}"),
+                "PYTHONPATH": str(directory),
+                "LOOKOUT_TEST_FORKS": str(directory / f"forks-{name}"),
             },
         )
         assert run.returncode == 0, run.stdout + run.stderr
@@ -499,7 +497,16 @@ def test_conditions_and_includes_are_decided_without_a_worker_as_the_worker_deci
             # host, as quiet.yml under the per-host no_log, is one task of that name for each host).
             play["tasks"].sort(key=lambda task: (task["task"]["name"], sorted(task["hosts"])))
         reports[name] = report
-        forks[name] = int((tmp_path / f"forks-{name}").read_text())
+        forks[name] = int((directory / f"forks-{name}").read_text())
+    return reports, forks
+
+
+def test_conditions_and_includes_are_decided_without_a_worker_as_the_worker_decides_them(tmp_path: Path):
+    _write_conditions_play(tmp_path)
+    inventory = {
+        "all": {"hosts": {"h1": local_host(flag=True, pick="a"), "h2": local_host(flag=False, pick="b")}}
+    }
+    reports, forks = _runs(tmp_path, inventory, _SHORTCUTS)
     # The same results, callbacks and registered values, the failing condition's error included.
     assert reports["both"] == reports["skips"] == reports["neither"]
     results = {
@@ -651,28 +658,11 @@ def test_actions_that_never_use_the_host_run_in_the_main_process_as_in_a_worker(
             }
         }
     }
-    reports, forks = {}, {}
-    for option in ("true", "false"):
-        run = ansible_playbook(
-            tmp_path / "play.yml",
-            inventory,
-            tmp_path,
-            json_output=True,
-            extra_env={
-                "LOOKOUT_PRELOAD_ACTIONS_ON_CONTROLLER": option,
-                "PYTHONPATH": str(tmp_path),
-                "LOOKOUT_TEST_FORKS": str(tmp_path / f"forks-{option}"),
-            },
-        )
-        assert run.returncode == 0, run.stdout + run.stderr
-        assert "WARNING" not in run.stderr, run.stderr
-        report = json.loads(run.stdout)
-        for play in report["plays"]:
-            for part in [play["play"], *(task["task"] for task in play["tasks"])]:
-                part.pop("duration", None), part.pop("id")
-            play["tasks"].sort(key=lambda task: (task["task"]["name"], sorted(task["hosts"])))
-        reports[option] = report
-        forks[option] = int((tmp_path / f"forks-{option}").read_text())
+    reports, forks = _runs(
+        tmp_path,
+        inventory,
+        {option: {"LOOKOUT_PRELOAD_ACTIONS_ON_CONTROLLER": option} for option in ("true", "false")},
+    )
     assert reports["true"] == reports["false"]
     results = {
         task["task"]["name"]: task["hosts"] for play in reports["true"]["plays"] for task in play["tasks"]

@@ -186,7 +186,8 @@ _ABSENT_NAME = "preload_absent_name"
 
 
 # Set at the start of each playbook (the workers inherit it): the compiled-code directory of this run,
-# "compile_dir", and whether the main process decides includes too, "includes_on_controller".
+# "compile_dir", whether the main process decides includes too, "includes_on_controller", and whether it runs
+# controller-only actions, "actions_on_controller".
 _state: dict = {"compile_dir": None, "includes_on_controller": False, "actions_on_controller": False}
 
 
