@@ -22,6 +22,11 @@ role did not ask about) answers False, and the entry makes its remote call as it
   unit: it changed something and the unit was not active before (only enabling a running unit is no start).
 - `state_forget(host, paths)`: the report without those paths (files the run has just changed); with
   `paths` true instead of a list, an empty report (a package install may change anything).
+- `state_covers(host, read)`: the report answers every question of a state read (`read`: the module's
+  `paths`, `packages`, `users`, `services` and `names`) and has its `platform`: a read ahead of the role
+  (playbooks/preflight.yml) that nothing since has made stale stands for the role's own.
+- `state_union(reads)`: one read asking every question of the reads given (each option's lists joined in
+  order, without repeats): the read ahead of a host's roles.
 """
 
 import hashlib
@@ -29,6 +34,14 @@ import hashlib
 from ansible.errors import AnsibleFilterError
 
 DEFAULT_MODES = {"file": 0o644, "directory": 0o755}
+# common_state's options, each with the part of the report that answers it.
+_OPTIONS = {
+    "paths": "files",
+    "packages": "packages",
+    "users": "users",
+    "services": "services",
+    "names": "addresses",
+}
 
 
 def _report(host, part):
@@ -122,6 +135,28 @@ def state_forget(host, paths):
     return {**host, "files": files}
 
 
+def state_covers(host, read):
+    if not isinstance(read, dict):
+        raise AnsibleFilterError(
+            f"state_covers: the read is a dict (common_state's options), got {type(read).__name__}"
+        )
+    return bool(_report(host, "platform")) and all(
+        name in _report(host, part) for option, part in _OPTIONS.items() for name in read.get(option) or []
+    )
+
+
+def state_union(reads):
+    union = {option: [] for option in _OPTIONS}
+    for read in reads:
+        if not isinstance(read, dict):
+            raise AnsibleFilterError(
+                f"state_union: each read is a dict (common_state's options), got {read!r}"
+            )
+        for option in _OPTIONS:
+            union[option] += [name for name in read.get(option) or [] if name not in union[option]]
+    return union
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -133,4 +168,6 @@ class FilterModule:
             "service_masked": service_masked,
             "service_started": service_started,
             "state_forget": state_forget,
+            "state_covers": state_covers,
+            "state_union": state_union,
         }

@@ -306,3 +306,101 @@ def test_names_and_platform(run, tmp_path: Path):
         "glibc": version if libc == "glibc" else "",
     }
     assert run(tmp_path)["host"]["addresses"] == {}
+
+
+def test_a_read_covers_a_role_when_the_report_answers_all_it_asks():
+    read = {"paths": ["/etc/x/x.yml"], "packages": ["x"], "users": ["x"], "services": ["x"], "names": ["h"]}
+    host = {**HOST, "addresses": {"h": ["10.0.0.1"]}, "platform": {"python": "3.11"}}
+    assert state.state_covers(host, read)
+    # Each question the report leaves open, and a report without the read's platform, is not covered.
+    for option, name in [
+        ("paths", "/etc/unasked"),
+        ("packages", "unasked"),
+        ("users", "unasked"),
+        ("services", "unasked"),
+        ("names", "g"),
+    ]:
+        assert not state.state_covers(host, {**read, option: [*read[option], name]}), option
+    assert not state.state_covers({k: v for k, v in host.items() if k != "platform"}, read)
+    assert not state.state_covers(state.state_forget(host, ["/etc/x/x.yml"]), read)
+    assert not state.state_covers({}, {})
+    with pytest.raises(AnsibleFilterError, match="state_covers: the read is a dict"):
+        state.state_covers(host, ["/etc/x/x.yml"])
+
+
+def test_reads_are_joined_in_order_without_repeats():
+    first = {"paths": ["/a", "/b"], "services": ["x"], "names": ["h"]}
+    second = {"paths": ["/b", "/c"], "packages": ["p"], "users": ["u"], "services": ["x", "y"]}
+    assert state.state_union([first, second]) == {
+        "paths": ["/a", "/b", "/c"],
+        "packages": ["p"],
+        "users": ["u"],
+        "services": ["x", "y"],
+        "names": ["h"],
+    }
+    assert state.state_union([]) == {"paths": [], "packages": [], "users": [], "services": [], "names": []}
+    with pytest.raises(AnsibleFilterError, match="state_union: each read is a dict"):
+        state.state_union([first, "x"])
+
+
+def test_a_read_ahead_answers_each_roles_first_read_until_the_run_changes_what_it_asks(tmp_path: Path):
+    """roles/common/tasks/state.yml with common_state_roles (playbooks/preflight.yml's read ahead): the roles
+    it names make no call on their first read while the report answers all of it; a role's second read, a
+    role whose paths a write dropped from the report, and a role the read ahead left out each ask the host."""
+    sys.path.insert(0, str(ROOT / "tests" / "shared"))
+    from controller_helpers import ansible_playbook, local_host, one_play
+
+    paths = {name: tmp_path / f"{name}.conf" for name in ("one", "two", "three")}
+    for path in paths.values():
+        path.write_text("x\n")
+    for name, path in paths.items():
+        tasks = tmp_path / "roles" / name / "tasks"
+        tasks.mkdir(parents=True)
+        (tasks / "main.yml").write_text(
+            json.dumps(
+                [
+                    {
+                        "ansible.builtin.include_role": {"name": "common", "tasks_from": "state"},
+                        "vars": {"common_state": {"paths": [str(path)]}},
+                    },
+                    {
+                        "ansible.builtin.set_fact": {
+                            "asked": "{{ asked | default([]) + [__common_state_read is not skipped] }}"
+                        }
+                    },
+                ]
+            )
+        )
+    play = [
+        {
+            "ansible.builtin.include_role": {"name": "common", "tasks_from": "state"},
+            "vars": {
+                "common_state": {"paths": [str(paths["one"]), str(paths["two"])]},
+                "common_state_roles": ["one", "two", "three"],
+            },
+        },
+        {"ansible.builtin.include_role": {"name": "one"}},
+        {"ansible.builtin.include_role": {"name": "one"}},
+        # A write through common's entries drops what it changed (files_write.yml does this).
+        {
+            "ansible.builtin.set_fact": {
+                "__common_host": "{{ __common_host | lookout.stack.state_forget(['"
+                + str(paths["two"])
+                + "']) }}"
+            }
+        },
+        {"ansible.builtin.include_role": {"name": "two"}},
+        {"ansible.builtin.include_role": {"name": "three"}},
+        {"ansible.builtin.debug": {"var": "asked"}},
+    ]
+    run = ansible_playbook(
+        one_play(tmp_path, play),
+        {"all": {"hosts": {"h1": local_host()}}},
+        tmp_path,
+        json_output=True,
+        extra_env={"ANSIBLE_ROLES_PATH": f"{tmp_path / 'roles'}:{ROOT / 'roles'}"},
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    asked = json.loads(run.stdout)["plays"][0]["tasks"][-1]["hosts"]["h1"]["asked"]
+    # one: answered ahead, then asked again; two: its path dropped; three: not in the read ahead.
+    assert asked == [False, True, True, True]

@@ -87,14 +87,17 @@ def test_the_check_is_one_looped_include_over_the_list():
     tasks = yaml.safe_load((PLAYBOOKS / "preflight.yml").read_text())[0]["tasks"]
     includes = [task for task in tasks if "ansible.builtin.include_role" in task]
     # common's renamed-knob check, the one include over the roles (the checks that ask a host held back),
-    # then the checks that ask the host, after every other check: the group roles', then the firewall's.
+    # then the checks that ask the host, after every other check: the group roles', then the firewall's; last,
+    # once everything has passed, the read ahead of the host's roles' state (common's state entry).
     names = [task["ansible.builtin.include_role"]["name"] for task in includes]
-    assert names == ["common", "{{ item }}", "{{ item }}", "firewall"]
+    assert names == ["common", "{{ item }}", "{{ item }}", "firewall", "common"]
     assert [task["ansible.builtin.include_role"]["tasks_from"] for task in includes[1:]] == [
         "preflight",
         "preflight_host",
         "preflight_host",
+        "state",
     ]
+    assert includes[-1]["vars"]["common_state_roles"] == "{{ lookout_preflight_state_roles }}"
     assert includes[1]["loop"] == "{{ lookout_preflight_roles }}"
     assert includes[1]["ansible.builtin.include_role"]["public"] is True
     assert includes[1]["vars"] == {"common_preflight_stage": "controller"}
@@ -103,8 +106,11 @@ def test_the_check_is_one_looped_include_over_the_list():
         " | reject('eq', 'firewall') | list }}"
     )
     assert includes[3]["when"] == "'firewall' in lookout_preflight_roles"
-    assert tasks.index(includes[2]) == len(tasks) - 3, "the host's checks come after every other check"
-    assert tasks.index(includes[3]) == len(tasks) - 2, "the firewall's come after the group roles'"
+    # After the host's checks: the union of the roles' reads (a fact), the read ahead, and the record of the
+    # checks passed.
+    assert tasks.index(includes[2]) == len(tasks) - 5, "the host's checks come after every other check"
+    assert tasks.index(includes[3]) == len(tasks) - 4, "the firewall's come after the group roles'"
+    assert tasks.index(includes[4]) == len(tasks) - 2, "the read ahead comes after every check"
 
 
 def test_the_roles_with_checks_that_ask_the_host_are_listed():
