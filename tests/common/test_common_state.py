@@ -344,9 +344,11 @@ def test_reads_are_joined_in_order_without_repeats():
 
 
 def test_a_read_ahead_answers_each_roles_first_read_until_the_run_changes_what_it_asks(tmp_path: Path):
-    """roles/common/tasks/state.yml with common_state_roles (playbooks/preflight.yml's read ahead): the roles
-    it names make no call on their first read while the report answers all of it; a role's second read, a
-    role whose paths a write dropped from the report, and a role the read ahead left out each ask the host."""
+    """roles/common/tasks/state_ahead.yml and state.yml: the read ahead joins the `__<role>_state` of the
+    roles named that have one (three has none) into one read; those roles make no call on their first read
+    while the report answers all of it; a role's second read, a role whose paths a write dropped from the
+    report, and a role the read ahead left out each ask the host. A later read ahead reads only the roles no
+    read ahead stands for any more."""
     sys.path.insert(0, str(ROOT / "tests" / "shared"))
     from controller_helpers import ansible_playbook, local_host, one_play
 
@@ -356,51 +358,55 @@ def test_a_read_ahead_answers_each_roles_first_read_until_the_run_changes_what_i
     for name, path in paths.items():
         tasks = tmp_path / "roles" / name / "tasks"
         tasks.mkdir(parents=True)
-        (tasks / "main.yml").write_text(
-            json.dumps(
-                [
-                    {
-                        "ansible.builtin.include_role": {"name": "common", "tasks_from": "state"},
-                        "vars": {"common_state": {"paths": [str(path)]}},
-                    },
-                    {
-                        "ansible.builtin.set_fact": {
-                            "asked": "{{ asked | default([]) + [__common_state_read is not skipped] }}"
-                        }
-                    },
-                ]
-            )
-        )
-    play = [
-        {
+        read = {
             "ansible.builtin.include_role": {"name": "common", "tasks_from": "state"},
-            "vars": {
-                "common_state": {"paths": [str(paths["one"]), str(paths["two"])]},
-                "common_state_roles": ["one", "two", "three"],
-            },
-        },
+            "vars": {"common_state": {"paths": [str(path)]}},
+        }
+        asked = {"asked": f"{{{{ asked | default([]) + [['{name}', __common_state_read is not skipped]] }}}}"}
+        (tasks / "main.yml").write_text(json.dumps([read, {"ansible.builtin.set_fact": asked}]))
+    ahead = {
+        "ansible.builtin.include_role": {"name": "common", "tasks_from": "state_ahead"},
+        "vars": {"common_state_roles": ["one", "two", "three"]},
+    }
+    read_ahead = {"read_ahead": "{{ read_ahead | default([]) + [__common_state_ahead_new] }}"}
+    # A write through common's entries drops what it changed (files_write.yml does this).
+    forget_two = {
+        "__common_host": f"{{{{ __common_host | lookout.stack.state_forget(['{paths['two']}']) }}}}"
+    }
+    play = [
+        ahead,
+        {"ansible.builtin.set_fact": read_ahead},
         {"ansible.builtin.include_role": {"name": "one"}},
         {"ansible.builtin.include_role": {"name": "one"}},
-        # A write through common's entries drops what it changed (files_write.yml does this).
-        {
-            "ansible.builtin.set_fact": {
-                "__common_host": "{{ __common_host | lookout.stack.state_forget(['"
-                + str(paths["two"])
-                + "']) }}"
-            }
-        },
+        {"ansible.builtin.set_fact": forget_two},
         {"ansible.builtin.include_role": {"name": "two"}},
         {"ansible.builtin.include_role": {"name": "three"}},
-        {"ansible.builtin.debug": {"var": "asked"}},
+        ahead,
+        {"ansible.builtin.set_fact": read_ahead},
+        {"ansible.builtin.include_role": {"name": "two"}},
+        ahead,
+        {"ansible.builtin.set_fact": read_ahead},
+        {"ansible.builtin.debug": {"msg": {"asked": "{{ asked }}", "read_ahead": "{{ read_ahead }}"}}},
     ]
     run = ansible_playbook(
         one_play(tmp_path, play),
-        {"all": {"hosts": {"h1": local_host()}}},
+        {
+            "all": {
+                "hosts": {
+                    "h1": local_host(
+                        __one_state={"paths": [str(paths["one"])]}, __two_state={"paths": [str(paths["two"])]}
+                    )
+                }
+            }
+        },
         tmp_path,
         json_output=True,
         extra_env={"ANSIBLE_ROLES_PATH": f"{tmp_path / 'roles'}:{ROOT / 'roles'}"},
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    asked = json.loads(run.stdout)["plays"][0]["tasks"][-1]["hosts"]["h1"]["asked"]
-    # one: answered ahead, then asked again; two: its path dropped; three: not in the read ahead.
-    assert asked == [False, True, True, True]
+    seen = json.loads(run.stdout)["plays"][0]["tasks"][-1]["hosts"]["h1"]["msg"]
+    # one: answered ahead, then asked again; two: its path dropped; three: no __three_state, never ahead;
+    # two again after the second read ahead (one and two, which no read ahead stood for any more): answered.
+    assert seen["asked"] == [["one", False], ["one", True], ["two", True], ["three", True], ["two", False]]
+    # The third read ahead finds one still answered by the second: only two is read.
+    assert seen["read_ahead"] == [["one", "two"], ["one", "two"], ["two"]]

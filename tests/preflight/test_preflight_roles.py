@@ -95,9 +95,9 @@ def test_the_check_is_one_looped_include_over_the_list():
         "preflight",
         "preflight_host",
         "preflight_host",
-        "state",
+        "state_ahead",
     ]
-    assert includes[-1]["vars"]["common_state_roles"] == "{{ lookout_preflight_state_roles }}"
+    assert includes[-1]["vars"] == {"common_state_roles": "{{ lookout_preflight_roles }}"}
     assert includes[1]["loop"] == "{{ lookout_preflight_roles }}"
     assert includes[1]["ansible.builtin.include_role"]["public"] is True
     assert includes[1]["vars"] == {"common_preflight_stage": "controller"}
@@ -106,10 +106,9 @@ def test_the_check_is_one_looped_include_over_the_list():
         " | reject('eq', 'firewall') | list }}"
     )
     assert includes[3]["when"] == "'firewall' in lookout_preflight_roles"
-    # After the host's checks: the union of the roles' reads (a fact), the read ahead, and the record of the
-    # checks passed.
-    assert tasks.index(includes[2]) == len(tasks) - 5, "the host's checks come after every other check"
-    assert tasks.index(includes[3]) == len(tasks) - 4, "the firewall's come after the group roles'"
+    # After the host's checks: the read ahead, then the record of the checks passed.
+    assert tasks.index(includes[2]) == len(tasks) - 4, "the host's checks come after every other check"
+    assert tasks.index(includes[3]) == len(tasks) - 3, "the firewall's come after the group roles'"
     assert tasks.index(includes[4]) == len(tasks) - 2, "the read ahead comes after every check"
 
 
