@@ -148,11 +148,14 @@ def test_a_run_with_it_does_and_prints_what_a_run_without_it_does(tmp_path: Path
 
 
 # Runs in a fresh interpreter: the hook with the given options, then two worker-like children forked one after
-# the other, each rendering the same templates. Prints, per child, what it rendered and how many sources
-# Jinja parsed (a source loaded from the shared compiled code is not parsed), and the files kept.
+# the other, each rendering the same templates and evaluating the same conditions twice. Prints, per child and
+# pass, what it rendered, how many sources Jinja parsed and how many it generated code for (a source loaded
+# from the shared compiled code is neither), and how many compiled codes it loaded from the shared files; and
+# the files kept.
 _COMPILE_PROBE = textwrap.dedent(
     """
-    import json, os, sys
+    import json, marshal, os, sys
+    import jinja2.environment
     from ansible import constants as C
     from ansible.plugins.loader import callback_loader, init_plugin_loader
     from ansible.template import Templar, trust_as_template
@@ -162,12 +165,16 @@ _COMPILE_PROBE = textwrap.dedent(
     callback.set_options(direct=json.loads(sys.argv[2]))
     if sys.argv[3] == "hook":
         callback.v2_playbook_on_start(None)
-    parsed = []
-    parse = _jinja_bits.AnsibleEnvironment._parse
-    def counting_parse(self, source, *args, **kwargs):
-        parsed.append(source)
-        return parse(self, source, *args, **kwargs)
-    _jinja_bits.AnsibleEnvironment._parse = counting_parse
+    counts = {"parsed": 0, "generated": 0, "loaded": 0}
+    def counting(owner, name, count):
+        original = getattr(owner, name)
+        def counted(*args, **kwargs):
+            counts[count] += 1
+            return original(*args, **kwargs)
+        setattr(owner, name, counted)
+    counting(_jinja_bits.AnsibleEnvironment, "_parse", "parsed")
+    counting(jinja2.environment.Environment, "_generate", "generated")
+    counting(marshal, "load", "loaded")
     # One source under different settings renders differently: each must get its own compiled code.
     cases = [
         ("{{ a }}-{{ b | int + 1 }}", {}),
@@ -178,16 +185,27 @@ _COMPILE_PROBE = textwrap.dedent(
         ("{% if a %}\\nyes\\n{% endif %}\\n", {}),
         ("{% if a %}\\nyes\\n{% endif %}\\n", {"overrides": {"trim_blocks": False}}),
     ]
+    # Conditions (compiled from their parsed expression): each its own code, none taken for a template's.
+    conditions = ["a == 1", "a == 2", "b | int > 40", "a + 1"]
     children = []
     for _ in range(2):
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(read)
-            templar = Templar(variables={"a": 1, "b": "41"})
-            rendered = [str(templar.template(trust_as_template(source), **kw)) for source, kw in cases]
+            templar = Templar(variables={"a": 1, "b": "41", "a + 1": "a template's variable"})
+            passes = []
+            for _ in range(2):
+                rendered = [str(templar.template(trust_as_template(source), **kw)) for source, kw in cases]
+                rendered += [
+                    str(templar.evaluate_conditional(trust_as_template(condition)))
+                    if "==" in condition or ">" in condition
+                    else str(templar.evaluate_expression(trust_as_template(condition)))
+                    for condition in conditions
+                ]
+                passes.append({"rendered": rendered, **counts})
             with os.fdopen(write, "w") as out:
-                json.dump({"rendered": rendered, "parsed": len(parsed)}, out)
+                json.dump(passes, out)
             os._exit(0)
         os.close(write)
         with os.fdopen(read) as answer:
@@ -206,23 +224,112 @@ def _compiled(options: dict, hook: bool = True) -> dict:
 def test_a_template_is_compiled_once_for_all_workers_and_renders_as_if_compiled_anew():
     control = _compiled({}, hook=False)
     cached = _compiled({})
-    first, second = cached["children"]
-    # The control: without the hook both children parse every source, and render what the cache renders.
-    assert control["children"][0]["parsed"] == control["children"][1]["parsed"] >= 7
-    assert first["rendered"] == second["rendered"] == control["children"][0]["rendered"]
+    (first, first_again), (second, second_again) = cached["children"]
+    plain = control["children"][0][0]
+    # The control: without the hook both children parse and generate every source again in each pass, and
+    # render what the cache renders.
+    assert control["children"][1][0]["parsed"] == plain["parsed"] >= 7
+    assert plain["generated"] >= 11 and control["children"][0][1]["generated"] == 2 * plain["generated"]
+    assert plain["loaded"] == 0
+    for rendered in (first, first_again, second, second_again):
+        assert rendered["rendered"] == plain["rendered"]
     assert first["rendered"][1] != first["rendered"][2], "backslash escaping must change the compiled code"
     assert first["rendered"][3] != first["rendered"][4], "the delimiters must change the compiled code"
     assert first["rendered"][5] != first["rendered"][6], "trim_blocks must change the compiled code"
-    # The first child compiled every source (7 distinct source and setting pairs); the second parsed none.
-    assert first["parsed"] == control["children"][0]["parsed"]
-    assert second["parsed"] == 0
-    assert cached["kept"] == first["parsed"]
+    assert first["rendered"][7:] == ["True", "False", "True", "2"]
+    # The first child compiled every source (7 distinct source and setting pairs) and every condition (4);
+    # the second parsed and generated none: it loaded the 11 from the files. Neither compiled nor loaded
+    # anything again in its second pass (kept in memory).
+    assert first["parsed"] == plain["parsed"] and first["generated"] == 11 and first["loaded"] == 0
+    assert second["parsed"] == second["generated"] == 0 and second["loaded"] == 11
+    assert (first_again["generated"], first_again["loaded"]) == (11, 0)
+    assert (second_again["generated"], second_again["loaded"]) == (0, 11)
+    assert cached["kept"] == 11
 
 
 def test_with_compile_cache_off_every_worker_compiles_again():
     off = _compiled({"compile_cache": False})
-    assert off["children"][1]["parsed"] == off["children"][0]["parsed"] > 0
+    (first, first_again), (second, _) = off["children"]
+    assert second["parsed"] == first["parsed"] > 0 and second["generated"] == first["generated"] > 0
+    assert first_again["generated"] == 2 * first["generated"]
     assert off["kept"] == 0
+
+
+# Runs in a fresh interpreter: the hook with the given options, then two renders through a templar whose
+# variables nest (quad uses pair and t, pair uses t). Prints each render's result and how many times t's own
+# template was rendered, and how many times the variables were wrapped for lazy templating in all.
+_LAZY_PROBE = textwrap.dedent(
+    """
+    import json, sys
+    from ansible.plugins.loader import callback_loader, init_plugin_loader
+    from ansible.template import Templar, trust_as_template
+    from ansible._internal._templating import _engine, _lazy_containers
+    init_plugin_loader([sys.argv[1]])
+    callback = callback_loader.get("lookout.stack.preload")
+    callback.set_options(direct=json.loads(sys.argv[2]))
+    callback.v2_playbook_on_start(None)
+    counts = {"t": 0, "wrapped": 0}
+    template = _engine.TemplateEngine.template
+    def counted_template(self, variable, *args, **kwargs):
+        if variable == "{{ 20 + 1 }}":
+            counts["t"] += 1
+        return template(self, variable, *args, **kwargs)
+    _engine.TemplateEngine.template = counted_template
+    try_create = _lazy_containers._AnsibleLazyTemplateMixin._try_create
+    def counted_create(item, *args, **kwargs):
+        if type(item) is dict and "quad" in item:
+            counts["wrapped"] += 1
+        return try_create(item, *args, **kwargs)
+    _lazy_containers._AnsibleLazyTemplateMixin._try_create = staticmethod(counted_create)
+    variables = {
+        "t": trust_as_template("{{ 20 + 1 }}"),
+        "pair": trust_as_template("{{ [t, t] }}"),
+        "quad": trust_as_template("{{ pair + pair + [t] }}"),
+    }
+    templar = Templar(variables=variables)
+    renders = []
+    for _ in range(2):
+        result = templar.template(trust_as_template("{{ [quad, pair, t] }}"))
+        renders.append({"result": result, **counts})
+    print(json.dumps(renders))
+    """
+)
+
+
+def test_within_one_render_each_variable_is_wrapped_and_rendered_once():
+    once = _probe(_LAZY_PROBE, json.dumps({}))
+    anew = _probe(_LAZY_PROBE, json.dumps({"vars_lazified_once": False}))
+    expected = [[21, 21, 21, 21, 21], [21, 21], 21]
+    assert [render["result"] for render in once] == [render["result"] for render in anew] == [expected] * 2
+    # Without it each nested render (quad, pair in quad, pair, ...) wraps the variables again and renders t
+    # again; with it, one wrapping and one rendering of t per render, and the second render starts afresh.
+    assert (once[0]["t"], once[0]["wrapped"]) == (1, 1)
+    assert (once[1]["t"], once[1]["wrapped"]) == (2, 2)
+    assert anew[0]["t"] > 2 and anew[0]["wrapped"] > 2
+    assert (anew[1]["t"], anew[1]["wrapped"]) == (2 * anew[0]["t"], 2 * anew[0]["wrapped"])
+
+
+_GC_PROBE = textwrap.dedent(
+    """
+    import gc, json, sys
+    from ansible.plugins.loader import callback_loader, init_plugin_loader
+    init_plugin_loader([sys.argv[1]])
+    before = gc.get_threshold()
+    callback = callback_loader.get("lookout.stack.preload")
+    callback.set_options(direct=json.loads(sys.argv[2]))
+    callback.v2_playbook_on_start(None)
+    print(json.dumps({"before": before, "after": gc.get_threshold()}))
+    """
+)
+
+
+def test_the_collector_first_threshold_is_raised_unless_set_to_zero():
+    raised = _probe(_GC_PROBE, json.dumps({}))
+    chosen = _probe(_GC_PROBE, json.dumps({"gc_threshold": 5000}))
+    left = _probe(_GC_PROBE, json.dumps({"gc_threshold": 0}))
+    assert raised["before"] == [700, 10, 10]
+    assert raised["after"] == [20000, 10, 10] and chosen["after"] == [5000, 10, 10]
+    assert left["after"] == left["before"]
 
 
 _FREEZE_PROBE = textwrap.dedent(
