@@ -309,6 +309,54 @@ def test_within_one_render_each_variable_is_wrapped_and_rendered_once():
     assert (anew[1]["t"], anew[1]["wrapped"]) == (2 * anew[0]["t"], 2 * anew[0]["wrapped"])
 
 
+# Runs in a fresh interpreter: the hook with the given options, then the filter loader asked three times for
+# each of Jinja's `default` (wrapped by Ansible at its start), a collection filter by its full name and a name
+# that no plugin defines yet; then a directory whose plugin file defines that name is added and it is asked
+# again. Prints what each answer was and how many times each name made the loader list a collection's plugin
+# files.
+_JINJA_PROBE = textwrap.dedent(
+    """
+    import json, pkgutil, sys
+    from ansible.plugins.loader import callback_loader, filter_loader, init_plugin_loader
+    init_plugin_loader([sys.argv[1]])
+    callback = callback_loader.get("lookout.stack.preload")
+    callback.set_options(direct=json.loads(sys.argv[2]))
+    callback.v2_playbook_on_start(None)
+    listed = [0]
+    iter_modules = pkgutil.iter_modules
+    def counted(*args, **kwargs):
+        listed[0] += 1
+        return iter_modules(*args, **kwargs)
+    pkgutil.iter_modules = counted
+    def answer(name):
+        plugin = filter_loader.get(name)
+        return None if plugin is None else plugin.ansible_name
+    names = ["default", "lookout.stack.files_in_place", "probe_added"]
+    answers, listings = [], []
+    for name in names:
+        answers.append([answer(name) for _ in range(3)])
+        listings.append(listed[0] - sum(listings))
+    filter_loader.add_directory(sys.argv[3])
+    added = answer("probe_added")
+    print(json.dumps({"answers": answers, "listed": listings, "added": added}))
+    """
+)
+
+
+def test_filter_and_test_names_are_looked_up_once_until_a_directory_is_added(tmp_path: Path):
+    (tmp_path / "probe_filters.py").write_text(
+        "class FilterModule:\n    def filters(self):\n        return {'probe_added': str.upper}\n"
+    )
+    kept = _probe(_JINJA_PROBE, json.dumps({}), str(tmp_path))
+    asked = _probe(_JINJA_PROBE, json.dumps({"jinja_plugins_kept": False}), str(tmp_path))
+    expected = [["ansible.builtin.default"] * 3, ["lookout.stack.files_in_place"] * 3, [None] * 3]
+    assert kept["answers"] == asked["answers"] == expected
+    # Each name that Ansible did not wrap at its start lists the collection's plugin files: every time without
+    # it, the first time with it; a directory added afterwards is seen either way.
+    assert asked["listed"] == [0, 3, 3] and kept["listed"] == [0, 1, 1]
+    assert kept["added"] == asked["added"] == "probe_added"
+
+
 _GC_PROBE = textwrap.dedent(
     """
     import gc, json, sys
