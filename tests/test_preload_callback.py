@@ -255,19 +255,26 @@ def test_with_compile_cache_off_every_worker_compiles_again():
     assert off["kept"] == 0
 
 
-# Runs in a fresh interpreter: the hook with the given options, then two renders through a templar whose
-# variables nest (quad uses pair and t, pair uses t). Prints each render's result and how many times t's own
-# template was rendered, and how many times the variables were wrapped for lazy templating in all.
-_LAZY_PROBE = textwrap.dedent(
+# The start of a probe that runs the hook with the options given as JSON in its second argument.
+_HOOKED = textwrap.dedent(
     """
     import json, sys
     from ansible.plugins.loader import callback_loader, init_plugin_loader
-    from ansible.template import Templar, trust_as_template
-    from ansible._internal._templating import _engine, _lazy_containers
     init_plugin_loader([sys.argv[1]])
     callback = callback_loader.get("lookout.stack.preload")
     callback.set_options(direct=json.loads(sys.argv[2]))
     callback.v2_playbook_on_start(None)
+    """
+)
+
+
+# Runs in a fresh interpreter: the hook with the given options, then two renders through a templar whose
+# variables nest (quad uses pair and t, pair uses t). Prints each render's result and how many times t's own
+# template was rendered, and how many times the variables were wrapped for lazy templating in all.
+_LAZY_PROBE = _HOOKED + textwrap.dedent(
+    """
+    from ansible.template import Templar, trust_as_template
+    from ansible._internal._templating import _engine, _lazy_containers
     counts = {"t": 0, "wrapped": 0}
     template = _engine.TemplateEngine.template
     def counted_template(self, variable, *args, **kwargs):
@@ -314,14 +321,10 @@ def test_within_one_render_each_variable_is_wrapped_and_rendered_once():
 # that no plugin defines yet; then a directory whose plugin file defines that name is added and it is asked
 # again. Prints what each answer was and how many times each name made the loader list a collection's plugin
 # files.
-_JINJA_PROBE = textwrap.dedent(
+_JINJA_PROBE = _HOOKED + textwrap.dedent(
     """
-    import json, pkgutil, sys
-    from ansible.plugins.loader import callback_loader, filter_loader, init_plugin_loader
-    init_plugin_loader([sys.argv[1]])
-    callback = callback_loader.get("lookout.stack.preload")
-    callback.set_options(direct=json.loads(sys.argv[2]))
-    callback.v2_playbook_on_start(None)
+    import pkgutil
+    from ansible.plugins.loader import filter_loader
     listed = [0]
     iter_modules = pkgutil.iter_modules
     def counted(*args, **kwargs):
@@ -357,17 +360,10 @@ def test_filter_and_test_names_are_looked_up_once_until_a_directory_is_added(tmp
     assert kept["added"] == asked["added"] == "probe_added"
 
 
-_GC_PROBE = textwrap.dedent(
-    """
-    import gc, json, sys
-    from ansible.plugins.loader import callback_loader, init_plugin_loader
-    init_plugin_loader([sys.argv[1]])
-    before = gc.get_threshold()
-    callback = callback_loader.get("lookout.stack.preload")
-    callback.set_options(direct=json.loads(sys.argv[2]))
-    callback.v2_playbook_on_start(None)
-    print(json.dumps({"before": before, "after": gc.get_threshold()}))
-    """
+_GC_PROBE = (
+    "import gc\nbefore = gc.get_threshold()\n"
+    + _HOOKED
+    + 'print(json.dumps({"before": before, "after": gc.get_threshold()}))\n'
 )
 
 
